@@ -1,0 +1,56 @@
+import type { InstanceKind } from '../../../protocol/src/index.ts';
+
+/** A MACHETE container as read back from the engine (labels are the only memory). */
+export interface ObservedContainer {
+  id: string;
+  name: string;
+  instanceId: string;
+  tool: string;
+  version: number;
+  revision: number;
+  kind: InstanceKind;
+  /** Engine state: created | running | paused | restarting | removing | exited | dead */
+  state: string;
+  /** Known once the container has exited, else null. */
+  exitCode: number | null;
+  labels: Record<string, string>;
+}
+
+/** The engine's create body (Docker Engine API ContainerCreate), built only by payload.ts. */
+export interface CreatePayload {
+  name: string;
+  body: Record<string, unknown> & { Labels: Record<string, string>; HostConfig: Record<string, unknown> };
+}
+
+export interface EngineEvent {
+  containerId: string;
+  action: string;
+  instanceId: string | undefined;
+}
+
+export interface EngineInfo {
+  cpus: number;
+  memoryMb: number;
+  /** Unix socket path or TCP URL the agent talks to; mounts of it are always refused. */
+  endpoint: string;
+}
+
+/**
+ * Everything the agent may ask of a Docker engine. No shell, no command strings:
+ * implementations speak the Engine API (dockerode) or keep state in memory.
+ */
+export interface DockerPort {
+  info(): Promise<EngineInfo>;
+  /** Every container labelled machete.managed=true and machete.host=hostId, running or not. */
+  list(hostId: string): Promise<ObservedContainer[]>;
+  imageExists(ref: string): Promise<boolean>;
+  /** Creates the container and returns its id. */
+  create(payload: CreatePayload): Promise<string>;
+  start(id: string): Promise<void>;
+  /** Stops within `timeoutSeconds`, then kills. A container already stopped is not an error. */
+  stop(id: string, timeoutSeconds: number): Promise<void>;
+  /** Force-removes. A container already gone is not an error. */
+  remove(id: string): Promise<void>;
+  /** Container lifecycle events for this host's managed containers; returns an unsubscribe. */
+  events(hostId: string, onEvent: (e: EngineEvent) => void, onError: (err: Error) => void): () => void;
+}

@@ -1,0 +1,120 @@
+import { z } from 'zod';
+import { INSTANCE_KINDS } from './labels.ts';
+import { LabelMapSchema, ToolNameSchema, ToolSpecSchema } from './toolSpec.ts';
+
+/** Largest frame either side accepts; larger frames close the connection (1009). */
+export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+
+const Id = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
+const Revision = z.number().int().min(0);
+
+export const INSTANCE_STATES = ['pending', 'starting', 'running', 'exited', 'failed', 'lost'] as const;
+export const InstanceStateSchema = z.enum(INSTANCE_STATES);
+export type InstanceState = z.infer<typeof InstanceStateSchema>;
+
+/** One instance as the control plane wants it to be on a host. */
+export const DesiredInstanceSchema = z.strictObject({
+  id: Id,
+  tool: ToolNameSchema,
+  version: z.number().int().min(1),
+  kind: z.enum(INSTANCE_KINDS),
+  revision: Revision,
+  desired: z.enum(['running', 'stopped']),
+  spec: ToolSpecSchema,
+});
+export type DesiredInstance = z.infer<typeof DesiredInstanceSchema>;
+
+export const InstanceStatusSchema = z.strictObject({
+  id: Id,
+  state: InstanceStateSchema,
+  containerId: z.string().max(128).nullable(),
+  exitCode: z.number().int().nullable(),
+  restarts: z.number().int().min(0),
+  reason: z.string().max(1024).nullable(),
+  /** Tool version of the container now serving the instance. */
+  version: z.number().int().min(0).nullable(),
+});
+export type InstanceStatus = z.infer<typeof InstanceStatusSchema>;
+
+export const CapacitySchema = z.strictObject({
+  cpus: z.number().min(0),
+  memoryMb: z.number().int().min(0),
+});
+
+// ── agent → server ────────────────────────────────────────────────────────────
+export const HelloFrame = z.strictObject({
+  type: z.literal('hello'),
+  protocol: z.number().int(),
+  agentVersion: z.string().max(64),
+  hostName: z.string().min(1).max(253),
+  labels: LabelMapSchema,
+  capacity: CapacitySchema,
+  /** Last revision this agent applied; 0 asks for a full snapshot. */
+  lastRevision: Revision,
+});
+export const StatusFrame = z.strictObject({
+  type: z.literal('status'),
+  /** Strictly increasing per connection; older sequence numbers are ignored. */
+  seq: z.number().int().min(0),
+  /** Desired-state revision the agent had applied when it observed this. */
+  revision: Revision,
+  instances: z.array(InstanceStatusSchema).max(10_000),
+});
+export const HeartbeatFrame = z.strictObject({ type: z.literal('heartbeat'), at: z.number().int() });
+
+export const AgentFrameSchema = z.discriminatedUnion('type', [HelloFrame, StatusFrame, HeartbeatFrame]);
+export type AgentFrame = z.infer<typeof AgentFrameSchema>;
+export type Hello = z.infer<typeof HelloFrame>;
+export type Status = z.infer<typeof StatusFrame>;
+
+// ── server → agent ────────────────────────────────────────────────────────────
+export const WelcomeFrame = z.strictObject({
+  type: z.literal('welcome'),
+  protocol: z.number().int(),
+  hostId: Id,
+  heartbeatMs: z.number().int().min(100),
+});
+/** The whole desired state of the host. */
+export const SnapshotFrame = z.strictObject({
+  type: z.literal('snapshot'),
+  revision: Revision,
+  instances: z.array(DesiredInstanceSchema),
+});
+/** Changes since `fromRevision`; applies only to an agent at exactly that revision. */
+export const DeltaFrame = z.strictObject({
+  type: z.literal('delta'),
+  fromRevision: Revision,
+  revision: Revision,
+  upserts: z.array(DesiredInstanceSchema),
+  removes: z.array(Id),
+});
+export const ErrorFrame = z.strictObject({
+  type: z.literal('error'),
+  code: z.string().max(64),
+  message: z.string().max(1024),
+});
+
+export const ServerFrameSchema = z.discriminatedUnion('type', [WelcomeFrame, SnapshotFrame, DeltaFrame, HeartbeatFrame, ErrorFrame]);
+export type ServerFrame = z.infer<typeof ServerFrameSchema>;
+export type Snapshot = z.infer<typeof SnapshotFrame>;
+export type Delta = z.infer<typeof DeltaFrame>;
+
+export type FrameResult<T> = { ok: true; frame: T } | { ok: false; error: string };
+
+function parseWith<T>(schema: z.ZodType<T>, raw: string): FrameResult<T> {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { ok: false, error: 'frame is not JSON' };
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) {
+    const first = r.error.issues[0];
+    return { ok: false, error: `invalid frame at ${first?.path.join('.') || '(root)'}: ${first?.message ?? 'invalid'}` };
+  }
+  return { ok: true, frame: r.data };
+}
+
+export const parseAgentFrame = (raw: string) => parseWith(AgentFrameSchema, raw);
+export const parseServerFrame = (raw: string) => parseWith(ServerFrameSchema, raw);

@@ -1,0 +1,88 @@
+import { z } from 'zod';
+
+/** Tool names: DNS-label-like, so they are safe in container names, labels and URLs. */
+export const TOOL_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+export const ToolNameSchema = z
+  .string()
+  .max(63)
+  .regex(TOOL_NAME_RE, 'lowercase letters, digits and "-", 1 to 63 characters, not starting or ending with "-"');
+
+const noNul = (s: string) => !s.includes('\0');
+
+/** An absolute path; normalization and allowlist checks happen in policy. */
+export const AbsolutePathSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(4096)
+  .refine(noNul, 'must not contain NUL')
+  .refine((s) => s.startsWith('/'), 'must be an absolute path')
+  .refine((s) => !/[:,]/.test(s), 'must not contain ":" or ","');
+
+// reference[:tag][@digest], conservative charset (no spaces, no shell metacharacters).
+const IMAGE_RE = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+export const ImageSchema = z.string().min(1).max(512).regex(IMAGE_RE, 'not a valid image reference');
+
+export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+export const SECRET_NAME_RE = /^[a-z0-9](?:[a-z0-9_.-]{0,61}[a-z0-9])?$/;
+const LABEL_KEY_RE = /^[a-z0-9](?:[a-z0-9_.-]{0,61}[a-z0-9])?$/;
+const LABEL_VALUE_RE = /^[A-Za-z0-9_.-]{0,63}$/;
+
+export const LabelMapSchema = z
+  .record(z.string().regex(LABEL_KEY_RE, 'invalid label key'), z.string().regex(LABEL_VALUE_RE, 'invalid label value'))
+  .refine((m) => Object.keys(m).length <= 32, 'at most 32 labels')
+  .refine((m) => Object.keys(m).every((k) => !k.startsWith('machete.')), 'labels starting with "machete." are reserved');
+
+export const MountSchema = z.strictObject({
+  source: AbsolutePathSchema,
+  target: AbsolutePathSchema,
+  readOnly: z.boolean().default(true),
+});
+
+export const ResourcesSchema = z.strictObject({
+  cpus: z.number().gt(0).max(64).default(0.5),
+  memoryMb: z.number().int().min(6).max(1_048_576).default(256),
+  pids: z.number().int().min(1).max(32_768).default(128),
+});
+
+export const DEFAULT_USER = '65534:65534';
+
+export const ToolSpecSchema = z.strictObject({
+  image: ImageSchema,
+  command: z.array(z.string().max(32_768).refine(noNul, 'must not contain NUL')).max(256).optional(),
+  env: z
+    .record(z.string().regex(ENV_NAME_RE, 'invalid environment variable name'), z.string().max(32_768).refine(noNul, 'must not contain NUL'))
+    .refine((m) => Object.keys(m).length <= 256, 'at most 256 variables')
+    .default({}),
+  secrets: z.array(z.string().regex(SECRET_NAME_RE, 'invalid secret name')).max(64).default([]),
+  mounts: z.array(MountSchema).max(32).default([]),
+  resources: ResourcesSchema.default({ cpus: 0.5, memoryMb: 256, pids: 128 }),
+  network: z.enum(['none', 'isolated']).default('none'),
+  user: z
+    .string()
+    .regex(/^[0-9]{1,10}(?::[0-9]{1,10})?$/, 'must be "uid" or "uid:gid" (numeric)')
+    .refine((u) => u.split(':')[0] !== '0', 'must not be root')
+    .default(DEFAULT_USER),
+  workingDir: AbsolutePathSchema.optional(),
+  timeoutSeconds: z.number().int().min(1).max(86_400).default(60),
+  restart: z.enum(['always', 'on-failure', 'never']).default('on-failure'),
+  placement: z.strictObject({ labels: LabelMapSchema.default({}) }).default({ labels: {} }),
+  warm: z.number().int().min(0).max(100).default(0),
+});
+
+/** What a client sends (defaults optional). */
+export type ToolSpecInput = z.input<typeof ToolSpecSchema>;
+/** A validated spec with every default filled in. */
+export type ToolSpec = z.output<typeof ToolSpecSchema>;
+
+/** Deterministic JSON (sorted keys) so equal specs compare and hash equal. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.keys(value as Record<string, unknown>)
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
