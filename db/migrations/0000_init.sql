@@ -82,7 +82,7 @@ CREATE TABLE "tools" (
 ALTER TABLE "deployments" ADD CONSTRAINT "deployments_tool_tools_name_fk" FOREIGN KEY ("tool") REFERENCES "public"."tools"("name") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "tool_versions" ADD CONSTRAINT "tool_versions_tool_tools_name_fk" FOREIGN KEY ("tool") REFERENCES "public"."tools"("name") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "events_at_idx" ON "events" USING btree ("at");--> statement-breakpoint
-CREATE UNIQUE INDEX "hosts_name_idx" ON "hosts" USING btree ("name");--> statement-breakpoint
+CREATE INDEX "hosts_name_idx" ON "hosts" USING btree ("name");--> statement-breakpoint
 CREATE INDEX "instances_host_revision_idx" ON "instances" USING btree ("host_id","revision");--> statement-breakpoint
 CREATE INDEX "instances_tool_idx" ON "instances" USING btree ("tool");--> statement-breakpoint
 CREATE INDEX "tokens_host_idx" ON "tokens" USING btree ("host_id");

@@ -60,7 +60,7 @@ export const ToolSpecSchema = z.strictObject({
   user: z
     .string()
     .regex(/^[0-9]{1,10}(?::[0-9]{1,10})?$/, 'must be "uid" or "uid:gid" (numeric)')
-    .refine((u) => u.split(':')[0] !== '0', 'must not be root')
+    .refine((u) => Number(u.split(':')[0]) !== 0, 'must not be root')
     .default(DEFAULT_USER),
   workingDir: AbsolutePathSchema.optional(),
   timeoutSeconds: z.number().int().min(1).max(86_400).default(60),

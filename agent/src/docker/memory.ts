@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import { INSTANCE_KINDS, Labels } from '../../../protocol/src/index.ts';
+import type { InstanceKind } from '../../../protocol/src/index.ts';
+import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer } from './port.ts';
+
+export type MemoryState = 'created' | 'running' | 'exited';
+
+export interface MemoryContainer {
+  id: string;
+  name: string;
+  image: string;
+  state: MemoryState;
+  exitCode: number | null;
+  labels: Record<string, string>;
+  body: CreatePayload['body'];
+}
+
+type Method = keyof DockerPort;
+
+export interface MemoryPort extends DockerPort {
+  /** Marks a running container exited with `exitCode` and emits 'die' (a crash, an OOM kill…). */
+  kill(id: string, exitCode: number): void;
+  /** A snapshot: mutating it changes nothing. */
+  containers(): MemoryContainer[];
+  /** How many times each port method was called. */
+  readonly calls: Record<Method, number>;
+  /** Images imageExists() answers true for; empty means every image exists. */
+  readonly images: Set<string>;
+}
+
+export interface MemoryPortOptions {
+  cpus?: number;
+  memoryMb?: number;
+  /** Delay of each create, to make benchmarks feel an engine. */
+  createLatencyMs?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const notFound = (id: string) => Object.assign(new Error(`no such container: ${id}`), { statusCode: 404 });
+
+function observe(c: MemoryContainer): ObservedContainer | undefined {
+  const l = c.labels;
+  const kind = l[Labels.kind];
+  if (!kind || !(INSTANCE_KINDS as readonly string[]).includes(kind)) return undefined;
+  return {
+    id: c.id,
+    name: c.name,
+    instanceId: l[Labels.instance] ?? '',
+    tool: l[Labels.tool] ?? '',
+    version: Number(l[Labels.version] ?? 0),
+    revision: Number(l[Labels.revision] ?? 0),
+    kind: kind as InstanceKind,
+    state: c.state,
+    exitCode: c.exitCode,
+    labels: { ...l },
+  };
+}
+
+/**
+ * An in-memory engine for pure reconcile tests and fleet benchmarks. Same contract as the
+ * dockerode port; events are delivered synchronously, before the call that caused them resolves.
+ */
+export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
+  const byId = new Map<string, MemoryContainer>();
+  const idByName = new Map<string, string>();
+  const subscribers = new Set<{ hostId: string; onEvent: (e: EngineEvent) => void }>();
+  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0 };
+  const images = new Set<string>();
+
+  const emit = (c: MemoryContainer, action: string) => {
+    const e: EngineEvent = { containerId: c.id, action, instanceId: c.labels[Labels.instance] };
+    for (const s of [...subscribers]) {
+      if (c.labels[Labels.managed] === 'true' && c.labels[Labels.host] === s.hostId) s.onEvent(e);
+    }
+  };
+  const get = (id: string) => {
+    const c = byId.get(id) ?? byId.get(idByName.get(id) ?? '');
+    if (!c) throw notFound(id);
+    return c;
+  };
+  const exit = (c: MemoryContainer, code: number) => {
+    c.state = 'exited';
+    c.exitCode = code;
+    emit(c, 'die');
+  };
+
+  return {
+    calls,
+    images,
+    async info() {
+      calls.info++;
+      return { cpus: opts.cpus ?? 4, memoryMb: opts.memoryMb ?? 8192, endpoint: 'memory://' };
+    },
+    async list(hostId) {
+      calls.list++;
+      const out: ObservedContainer[] = [];
+      for (const c of byId.values()) {
+        if (c.labels[Labels.managed] !== 'true' || c.labels[Labels.host] !== hostId) continue;
+        const o = observe(c);
+        if (o) out.push(o);
+      }
+      return out;
+    },
+    async imageExists(ref) {
+      calls.imageExists++;
+      return images.size === 0 || images.has(ref);
+    },
+    async create(payload) {
+      calls.create++;
+      if (opts.createLatencyMs) await sleep(opts.createLatencyMs);
+      if (idByName.has(payload.name)) {
+        throw Object.assign(new Error(`container name already in use: ${payload.name}`), { statusCode: 409 });
+      }
+      const id = randomBytes(32).toString('hex');
+      const image = typeof payload.body.Image === 'string' ? payload.body.Image : '';
+      const c: MemoryContainer = { id, name: payload.name, image, state: 'created', exitCode: null, labels: { ...payload.body.Labels }, body: structuredClone(payload.body) };
+      byId.set(id, c);
+      idByName.set(c.name, id);
+      emit(c, 'create');
+      return id;
+    },
+    async start(id) {
+      calls.start++;
+      const c = get(id);
+      if (c.state === 'running') return;
+      c.state = 'running';
+      c.exitCode = null;
+      emit(c, 'start');
+    },
+    async stop(id) {
+      calls.stop++;
+      const c = byId.get(id) ?? byId.get(idByName.get(id) ?? '');
+      if (!c || c.state !== 'running') return;
+      emit(c, 'kill');
+      exit(c, 143); // what a process that honours SIGTERM reports
+      emit(c, 'stop');
+    },
+    async remove(id) {
+      calls.remove++;
+      const c = byId.get(id) ?? byId.get(idByName.get(id) ?? '');
+      if (!c) return;
+      if (c.state === 'running') exit(c, 137);
+      byId.delete(id);
+      idByName.delete(c.name);
+      emit(c, 'destroy');
+    },
+    events(hostId, onEvent) {
+      calls.events++;
+      const sub = { hostId, onEvent };
+      subscribers.add(sub);
+      return () => void subscribers.delete(sub);
+    },
+    kill(id, exitCode) {
+      const c = get(id);
+      if (c.state === 'running') exit(c, exitCode);
+    },
+    containers() {
+      return [...byId.values()].map((c) => ({ ...c, labels: { ...c.labels }, body: structuredClone(c.body) }));
+    },
+  };
+}

@@ -1,0 +1,180 @@
+import { describe, expect, it } from 'vitest';
+import { ToolSpecSchema } from '../../../protocol/src/index.ts';
+import type { DesiredInstance, ToolSpecInput } from '../../../protocol/src/index.ts';
+import { parseAllowedMounts } from '../policy/mounts.ts';
+import { PolicyRefusal, buildCreatePayload, specHash } from './payload.ts';
+
+const ctx = {
+  hostId: 'host-1',
+  allowedMounts: parseAllowedMounts('/srv/data:ro,/srv/out:rw'),
+  engineEndpoint: '/var/run/docker.sock',
+};
+
+function instance(spec: ToolSpecInput, over: Partial<DesiredInstance> = {}): DesiredInstance {
+  return { id: 'inst-1', tool: 'echoer', version: 4, kind: 'replica', revision: 17, desired: 'running', spec: ToolSpecSchema.parse(spec), ...over };
+}
+
+const minimal = () => buildCreatePayload(instance({ image: 'machete/busybox:test' }), ctx);
+const hostConfig = (p = minimal()) => p.body.HostConfig;
+
+/** Every key anywhere in a JSON-like value. */
+function allKeys(v: unknown, out: string[] = []): string[] {
+  if (Array.isArray(v)) for (const x of v) allKeys(x, out);
+  else if (v && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      out.push(k);
+      allKeys(x, out);
+    }
+  }
+  return out;
+}
+
+describe('buildCreatePayload', () => {
+  it('names the container machete-<tool>-<instance>', () => {
+    expect(minimal().name).toBe('machete-echoer-inst-1');
+  });
+
+  it('labels the container with every machete label', () => {
+    const inst = instance({ image: 'machete/busybox:test' });
+    expect(buildCreatePayload(inst, ctx).body.Labels).toEqual({
+      'machete.managed': 'true',
+      'machete.tool': 'echoer',
+      'machete.instance': 'inst-1',
+      'machete.host': 'host-1',
+      'machete.revision': '17',
+      'machete.kind': 'replica',
+      'machete.version': '4',
+      'machete.spec-hash': specHash(inst.spec),
+    });
+  });
+
+  it('drops every capability and forbids privilege escalation', () => {
+    expect(hostConfig()).toMatchObject({ CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges:true'], Privileged: false });
+    expect(hostConfig()).not.toHaveProperty('CapAdd');
+  });
+
+  it('makes the root filesystem read-only with a size-capped, noexec /tmp', () => {
+    expect(hostConfig()).toMatchObject({ ReadonlyRootfs: true, Tmpfs: { '/tmp': 'rw,noexec,nosuid,nodev,size=64m' } });
+  });
+
+  it('always sets memory (without swap), CPU and pids limits from the spec defaults', () => {
+    expect(hostConfig()).toMatchObject({ Memory: 256 * 1024 * 1024, MemorySwap: 256 * 1024 * 1024, NanoCpus: 500_000_000, PidsLimit: 128 });
+  });
+
+  it('takes limits from the spec, rounding CPUs to whole nanoCPUs', () => {
+    const p = buildCreatePayload(instance({ image: 'machete/busybox:test', resources: { cpus: 1 / 3, memoryMb: 64, pids: 7 } }), ctx);
+    expect(hostConfig(p)).toMatchObject({ Memory: 64 * 1024 * 1024, MemorySwap: 64 * 1024 * 1024, NanoCpus: 333_333_333, PidsLimit: 7 });
+  });
+
+  it('uses no network unless the spec asks for the tool\'s isolated network', () => {
+    expect(hostConfig().NetworkMode).toBe('none');
+    const p = buildCreatePayload(instance({ image: 'machete/busybox:test', network: 'isolated' }), ctx);
+    expect(hostConfig(p).NetworkMode).toBe('machete-net-echoer');
+  });
+
+  it('rotates logs, leaves restarts to the agent and keeps the container after exit', () => {
+    expect(hostConfig()).toMatchObject({
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+      RestartPolicy: { Name: 'no' },
+      AutoRemove: false,
+    });
+  });
+
+  it('runs an init, private IPC, no shared PID namespace, and a 10 s stop timeout', () => {
+    expect(hostConfig()).toMatchObject({ Init: true, IpcMode: 'private', PidMode: '' });
+    expect(minimal().body.StopTimeout).toBe(10);
+  });
+
+  it('runs as the spec user, non-root by default', () => {
+    expect(minimal().body.User).toBe('65534:65534');
+    expect(buildCreatePayload(instance({ image: 'machete/busybox:test', user: '1000' }), ctx).body.User).toBe('1000');
+  });
+
+  it('publishes no ports', () => {
+    expect(hostConfig().PublishAllPorts).toBe(false);
+    expect(hostConfig()).not.toHaveProperty('PortBindings');
+  });
+
+  it('passes image, command, sorted env and working dir through', () => {
+    const p = buildCreatePayload(
+      instance({ image: 'machete/busybox:test', command: ['sh', '-c', 'echo "$B"'], env: { B: 'x=y', A: '' }, workingDir: '/work' }),
+      { ...ctx, extraArgs: ['--flag', 'v'] },
+    );
+    expect(p.body).toMatchObject({ Image: 'machete/busybox:test', Cmd: ['sh', '-c', 'echo "$B"', '--flag', 'v'], Env: ['A=', 'B=x=y'], WorkingDir: '/work' });
+  });
+
+  it('leaves Cmd and WorkingDir to the image when the spec has none', () => {
+    expect(minimal().body).not.toHaveProperty('Cmd');
+    expect(minimal().body).not.toHaveProperty('WorkingDir');
+    expect(minimal().body.Env).toEqual([]);
+  });
+
+  it('gives args without a command as the whole Cmd', () => {
+    expect(buildCreatePayload(instance({ image: 'machete/busybox:test' }), { ...ctx, extraArgs: ['a'] }).body.Cmd).toEqual(['a']);
+  });
+
+  it('turns allowed mounts into structured, rprivate bind Mounts and never uses Binds', () => {
+    const p = buildCreatePayload(
+      instance({
+        image: 'machete/busybox:test',
+        mounts: [
+          { source: '/srv/data/in/', target: '/in' },
+          { source: '/srv/out', target: '/out', readOnly: false },
+        ],
+      }),
+      ctx,
+    );
+    expect(hostConfig(p).Mounts).toEqual([
+      { Type: 'bind', Source: '/srv/data/in', Target: '/in', ReadOnly: true, BindOptions: { Propagation: 'rprivate' } },
+      { Type: 'bind', Source: '/srv/out', Target: '/out', ReadOnly: false, BindOptions: { Propagation: 'rprivate' } },
+    ]);
+    expect(allKeys(p)).not.toContain('Binds');
+    expect(allKeys(minimal())).not.toContain('Binds');
+    expect(hostConfig().Mounts).toEqual([]);
+  });
+
+  it.each([
+    [{ source: '/etc', target: '/etc' }, 'sensitive'],
+    [{ source: '/srv/other', target: '/x' }, 'not in the host allowlist'],
+    [{ source: '/srv/data', target: '/x', readOnly: false }, 'read-only'],
+    [{ source: '/var/run/docker.sock', target: '/var/run/docker.sock' }, 'sensitive'],
+    [{ source: '/srv/data/../../etc', target: '/x' }, '".."'],
+  ])('refuses mount %j with a PolicyRefusal (%s)', (m, why) => {
+    const build = () => buildCreatePayload(instance({ image: 'machete/busybox:test', mounts: [m] }), ctx);
+    expect(build).toThrow(PolicyRefusal);
+    try {
+      build();
+    } catch (err) {
+      expect((err as PolicyRefusal).reason).toContain(why);
+      expect((err as PolicyRefusal).reason).toMatch(/^mounts\[0\]: /);
+    }
+  });
+
+  it('refuses a mount of the engine socket directory even when allowlisted', () => {
+    const c = { ...ctx, allowedMounts: parseAllowedMounts('/srv/engine:rw'), engineEndpoint: '/srv/engine/api.socket' };
+    expect(() => buildCreatePayload(instance({ image: 'machete/busybox:test', mounts: [{ source: '/srv/engine', target: '/e' }] }), c)).toThrow(
+      PolicyRefusal,
+    );
+  });
+
+  it('re-validates the spec instead of trusting the control plane', () => {
+    const rootUser = instance({ image: 'machete/busybox:test' });
+    rootUser.spec.user = '0:0';
+    expect(() => buildCreatePayload(rootUser, ctx)).toThrow(PolicyRefusal);
+    const privileged = instance({ image: 'machete/busybox:test' });
+    (privileged.spec as Record<string, unknown>).privileged = true;
+    expect(() => buildCreatePayload(privileged, ctx)).toThrow(PolicyRefusal);
+    expect(() => buildCreatePayload(instance({ image: 'machete/busybox:test' }, { tool: 'Bad Name' }), ctx)).toThrow(PolicyRefusal);
+  });
+
+  it('refuses arguments containing NUL', () => {
+    expect(() => buildCreatePayload(instance({ image: 'machete/busybox:test' }), { ...ctx, extraArgs: ['a\0b'] })).toThrow(PolicyRefusal);
+  });
+
+  it('hashes equal specs equally regardless of key order', () => {
+    const a = ToolSpecSchema.parse({ image: 'machete/busybox:test', env: { A: '1', B: '2' } });
+    const b = ToolSpecSchema.parse({ env: { B: '2', A: '1' }, image: 'machete/busybox:test' });
+    expect(specHash(a)).toBe(specHash(b));
+    expect(specHash(a)).not.toBe(specHash({ ...a, warm: 1 }));
+  });
+});

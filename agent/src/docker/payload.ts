@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+import { DesiredInstanceSchema, Labels, canonicalJson } from '../../../protocol/src/index.ts';
+import type { DesiredInstance, ToolSpec } from '../../../protocol/src/index.ts';
+import { checkMounts } from '../policy/mounts.ts';
+import type { AllowedMount } from '../policy/mounts.ts';
+import type { CreatePayload } from './port.ts';
+
+/** The agent's own policy refused a spec; `reason` is safe to report (it never echoes spec values). */
+export class PolicyRefusal extends Error {
+  readonly reason: string;
+  constructor(reason: string) {
+    super(`refused by agent policy: ${reason}`);
+    this.name = 'PolicyRefusal';
+    this.reason = reason;
+  }
+}
+
+export interface PayloadContext {
+  hostId: string;
+  allowedMounts: readonly AllowedMount[];
+  /** The engine endpoint (unix socket path or TCP URL); a mount exposing it is refused. */
+  engineEndpoint: string;
+  /** Appended to the command, e.g. an invocation's args. */
+  extraArgs?: readonly string[];
+}
+
+const MIB = 1024 * 1024;
+const HOST_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const MAX_EXTRA_ARGS = 256;
+const MAX_ARG_CHARS = 32_768;
+export const TMPFS_OPTIONS = 'rw,noexec,nosuid,nodev,size=64m';
+export const STOP_TIMEOUT_SECONDS = 10;
+
+export const containerName = (tool: string, instanceId: string): string => `machete-${tool}-${instanceId}`;
+export const toolNetworkName = (tool: string): string => `machete-net-${tool}`;
+
+/** Value of the `machete.spec-hash` label: equal specs hash equal, whatever their key order. */
+export function specHash(spec: ToolSpec): string {
+  return createHash('sha256').update(canonicalJson(spec)).digest('hex');
+}
+
+function validExtraArgs(args: readonly string[] | undefined): readonly string[] {
+  if (args === undefined) return [];
+  if (!Array.isArray(args) || args.length > MAX_EXTRA_ARGS) throw new PolicyRefusal('too many arguments');
+  for (const a of args) {
+    if (typeof a !== 'string' || a.includes('\0') || a.length > MAX_ARG_CHARS) throw new PolicyRefusal('invalid argument');
+  }
+  return args;
+}
+
+function labelsFor(inst: DesiredInstance, hostId: string): Record<string, string> {
+  return {
+    [Labels.managed]: 'true',
+    [Labels.tool]: inst.tool,
+    [Labels.instance]: inst.id,
+    [Labels.host]: hostId,
+    [Labels.revision]: String(inst.revision),
+    [Labels.kind]: inst.kind,
+    [Labels.version]: String(inst.version),
+    [Labels.specHash]: specHash(inst.spec),
+  };
+}
+
+/**
+ * Secure defaults, none of them negotiable by the spec. Fields left out on purpose:
+ * MaskedPaths/ReadonlyPaths (setting them would replace Docker's defaults), Binds
+ * (strings; structured Mounts only), PortBindings and CapAdd.
+ */
+function hostConfigFor(spec: ToolSpec, tool: string, mounts: ReturnType<typeof bindMounts>): Record<string, unknown> {
+  const memory = spec.resources.memoryMb * MIB;
+  return {
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges:true'],
+    Privileged: false,
+    ReadonlyRootfs: true,
+    Tmpfs: { '/tmp': TMPFS_OPTIONS },
+    Memory: memory,
+    // Equal to Memory: no swap on top of the limit.
+    MemorySwap: memory,
+    NanoCpus: Math.max(1, Math.round(spec.resources.cpus * 1e9)),
+    PidsLimit: spec.resources.pids,
+    NetworkMode: spec.network === 'isolated' ? toolNetworkName(tool) : 'none',
+    PublishAllPorts: false,
+    LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+    // The agent decides restarts (it counts and reports them); Docker must not race it.
+    RestartPolicy: { Name: 'no' },
+    AutoRemove: false,
+    Init: true,
+    IpcMode: 'private',
+    PidMode: '',
+    CgroupnsMode: 'private',
+    Mounts: mounts,
+  };
+}
+
+function bindMounts(inst: DesiredInstance, ctx: PayloadContext) {
+  const checked = checkMounts(inst.spec.mounts, ctx.allowedMounts, ctx.engineEndpoint);
+  if (!checked.ok) throw new PolicyRefusal(checked.reason);
+  return checked.mounts.map((m) => ({
+    Type: 'bind' as const,
+    Source: m.source,
+    Target: m.target,
+    ReadOnly: m.readOnly,
+    BindOptions: { Propagation: 'rprivate' as const },
+  }));
+}
+
+/**
+ * THE one place a tool spec becomes an Engine API create body. The spec is parsed
+ * again here: the control plane is not trusted blindly. Pure apart from hashing.
+ * Secrets (`spec.secrets`) are not mounted here yet: the agent has no secret files to point at.
+ */
+export function buildCreatePayload(inst: DesiredInstance, ctx: PayloadContext): CreatePayload {
+  const parsed = DesiredInstanceSchema.safeParse(inst);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new PolicyRefusal(`invalid instance at ${first?.path.join('.') || '(root)'}`);
+  }
+  if (!HOST_ID_RE.test(ctx.hostId)) throw new Error('buildCreatePayload: invalid host id');
+  const valid = parsed.data;
+  const spec = valid.spec;
+  const cmd = [...(spec.command ?? []), ...validExtraArgs(ctx.extraArgs)];
+  const mounts = bindMounts(valid, ctx);
+
+  const body: CreatePayload['body'] = {
+    Image: spec.image,
+    ...(cmd.length > 0 ? { Cmd: cmd } : {}),
+    Env: Object.keys(spec.env)
+      .sort()
+      .map((k) => `${k}=${spec.env[k] ?? ''}`),
+    User: spec.user,
+    ...(spec.workingDir !== undefined ? { WorkingDir: spec.workingDir } : {}),
+    Labels: labelsFor(valid, ctx.hostId),
+    StopTimeout: STOP_TIMEOUT_SECONDS,
+    AttachStdin: false,
+    OpenStdin: false,
+    Tty: false,
+    HostConfig: hostConfigFor(spec, valid.tool, mounts),
+  };
+  return { name: containerName(valid.tool, valid.id), body };
+}

@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? def : v === 'true' || v === '1' || v === 'yes'));
+const int = (def: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return def;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `must be an integer between ${min} and ${max}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+/** Environment variables the control plane reads, field by field (README "Configuration"). */
+const EnvSchema = z.object({
+  /** TCP port of the HTTP API, dashboard and agent endpoint. */
+  MACHETE_PORT: int(8090, 0, 65535),
+  /** Address to listen on; 0.0.0.0 to accept agents from other hosts. */
+  MACHETE_BIND: z.string().min(1).default('127.0.0.1'),
+  /** Data directory: PGlite database, generated secret.key and admin.token. */
+  MACHETE_DATA_DIR: z.string().min(1).default('./.machete'),
+  /** PostgreSQL URL; when unset, embedded PGlite under the data dir is used. */
+  DATABASE_URL: z.string().min(1).optional(),
+  /** File holding the PostgreSQL URL (wins over DATABASE_URL). */
+  DATABASE_URL_FILE: z.string().min(1).optional(),
+  /** Signing key file (≥ 32 bytes, mode 0600). Defaults to <data dir>/secret.key, generated on first start. */
+  SECRET_KEY_FILE: z.string().min(1).optional(),
+  /** Start one agent for the local engine in the same process. */
+  MACHETE_LOCAL_AGENT: bool(true),
+  /** Interval of server→agent heartbeats (ms). */
+  MACHETE_HEARTBEAT_MS: int(5000, 100, 600_000),
+  /** A host without contact for this long is marked down. */
+  MACHETE_HEARTBEAT_GRACE_SECONDS: int(30, 1, 86_400),
+  /** pino log level. */
+  MACHETE_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export interface ApiConfig {
+  readonly port: number;
+  readonly bind: string;
+  readonly dataDir: string;
+  readonly database: { readonly driver: 'postgres'; readonly url: string } | { readonly driver: 'pglite'; readonly dataDir: string };
+  /** Explicitly configured key file (must exist) or the generated default. */
+  readonly secretKey: { readonly file: string; readonly generateIfMissing: boolean };
+  readonly localAgent: boolean;
+  readonly heartbeatMs: number;
+  readonly heartbeatGraceSeconds: number;
+  readonly logLevel: string;
+}
+
+/** Reads the environment once. Throws a readable error naming the bad variable. */
+export function loadConfig(env: Record<string, string | undefined>): ApiConfig {
+  const r = EnvSchema.safeParse(env);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new Error(`configuration: ${String(i?.path[0])} ${i?.message ?? 'is invalid'}`);
+  }
+  const e = r.data;
+  const dataDir = path.resolve(e.MACHETE_DATA_DIR);
+  const url = e.DATABASE_URL_FILE ? readFileSync(e.DATABASE_URL_FILE, 'utf8').trim() : e.DATABASE_URL;
+  return Object.freeze({
+    port: e.MACHETE_PORT,
+    bind: e.MACHETE_BIND,
+    dataDir,
+    database: url ? { driver: 'postgres' as const, url } : { driver: 'pglite' as const, dataDir: path.join(dataDir, 'db') },
+    secretKey: e.SECRET_KEY_FILE
+      ? { file: path.resolve(e.SECRET_KEY_FILE), generateIfMissing: false }
+      : { file: path.join(dataDir, 'secret.key'), generateIfMissing: true },
+    localAgent: e.MACHETE_LOCAL_AGENT,
+    heartbeatMs: e.MACHETE_HEARTBEAT_MS,
+    heartbeatGraceSeconds: e.MACHETE_HEARTBEAT_GRACE_SECONDS,
+    logLevel: e.MACHETE_LOG_LEVEL,
+  });
+}

@@ -1,0 +1,61 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { swaggerUI } from '@hono/swagger-ui';
+import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
+import { MacheteError } from '../errors.ts';
+import type { Deps } from './deps.ts';
+import { createErrorHandler, errorBody } from './errorHandler.ts';
+import { agentRoutes } from './routes/agent.ts';
+import { eventRoutes } from './routes/events.ts';
+import { hostRoutes } from './routes/hosts.ts';
+import { instanceRoutes } from './routes/instances.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { toolRoutes } from './routes/tools.ts';
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** The whole HTTP API as a Hono app; no listening here (server.ts does that). */
+export function createApp(d: Deps) {
+  const app = new OpenAPIHono();
+  app.onError(createErrorHandler(d.log));
+  app.notFound((c) => c.json(errorBody('not_found', 'no such route'), 404));
+  app.use('*', secureHeaders({ contentSecurityPolicy: undefined }));
+  app.use(
+    '/api/*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new MacheteError('payload_too_large', `request body exceeds ${MAX_BODY_BYTES} bytes`);
+      },
+    }),
+  );
+
+  app.get('/api/health', (c) =>
+    c.json({ status: 'healthy', version: d.version, connectedAgents: d.connectedHosts().size, time: new Date().toISOString() }),
+  );
+
+  const v1 = new OpenAPIHono();
+  v1.route('/', toolRoutes(d));
+  v1.route('/', hostRoutes(d));
+  v1.route('/', tokenRoutes(d));
+  v1.route('/', instanceRoutes(d));
+  v1.route('/', eventRoutes(d));
+  v1.route('/', agentRoutes(d));
+  app.route('/api/v1', v1);
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'User token (admin, operator, viewer or invoker)' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'join', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Join token' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'agent', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Agent token bound to one host' });
+  app.doc31('/api/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'MACHETE API', version: d.version, description: 'Run containerized tools on a fleet of hosts, safely.' },
+    servers: [{ url: '/' }],
+  });
+  app.get('/api/docs', swaggerUI({ url: '/api/openapi.json' }));
+  app.get('/', (c) => c.html(LANDING));
+  return app;
+}
+export type App = ReturnType<typeof createApp>;
+
+const LANDING = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>MACHETE</title></head>
+<body><main><h1>MACHETE</h1><p>The control plane is running. API reference: <a href="/api/docs">/api/docs</a> (<a href="/api/openapi.json">OpenAPI</a>).</p></main></body></html>`;

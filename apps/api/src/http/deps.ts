@@ -1,0 +1,25 @@
+import type { Db } from '../../../../db/src/index.ts';
+import type { TokenService } from '../auth/tokens.ts';
+import type { Logger } from '../logger.ts';
+import type { DeploymentService } from '../services/deployments.ts';
+import type { EventLog } from '../services/events.ts';
+import type { HostService } from '../services/hosts.ts';
+import type { InstanceService } from '../services/instances.ts';
+import type { ToolService } from '../services/tools.ts';
+
+/** What createApp needs; built once by server.ts (or by a test). */
+export interface Deps {
+  db: Db;
+  log: Logger;
+  tokens: TokenService;
+  events: EventLog;
+  services: {
+    tools: ToolService;
+    deployments: DeploymentService;
+    hosts: HostService;
+    instances: InstanceService;
+  };
+  /** Hosts with a live agent connection (health and metrics). */
+  connectedHosts(): Set<string>;
+  version: string;
+}

@@ -1,0 +1,38 @@
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { MacheteError, type ErrorCode } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+
+/** The one place error codes become HTTP statuses. */
+export const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
+  invalid_argument: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  payload_too_large: 413,
+  rate_limited: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
+export function errorBody(code: ErrorCode, message: string, details?: unknown) {
+  return { error: details === undefined ? { code, message } : { code, message, details } };
+}
+
+export function createErrorHandler(log: Logger) {
+  return (err: Error, c: Context) => {
+    if (err instanceof MacheteError) {
+      if (err.code === 'rate_limited') c.header('Retry-After', '1');
+      return c.json(errorBody(err.code, err.message, err.details), STATUS[err.code]);
+    }
+    if (err instanceof HTTPException) {
+      const status = err.status;
+      const code: ErrorCode = status === 413 ? 'payload_too_large' : status === 401 ? 'unauthenticated' : status === 404 ? 'not_found' : status < 500 ? 'invalid_argument' : 'internal';
+      return c.json(errorBody(code, code === 'payload_too_large' ? 'request body too large' : err.message || 'bad request'), STATUS[code]);
+    }
+    log.error({ err, path: c.req.path, method: c.req.method }, 'unhandled error');
+    return c.json(errorBody('internal', 'internal error'), 500);
+  };
+}

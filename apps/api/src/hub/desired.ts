@@ -1,0 +1,60 @@
+import { and, eq, gt, ne } from 'drizzle-orm';
+import type { DesiredInstance } from '../../../../protocol/src/index.ts';
+import { instances, toolVersions, type Db } from '../../../../db/src/index.ts';
+import { currentRevision } from '../services/revision.ts';
+
+const columns = {
+  id: instances.id,
+  tool: instances.tool,
+  version: instances.version,
+  kind: instances.kind,
+  revision: instances.revision,
+  desired: instances.desired,
+  spec: toolVersions.spec,
+};
+type Row = { id: string; tool: string; version: number; kind: string; revision: number; desired: string; spec: DesiredInstance['spec'] | null };
+
+function toDesired(r: Row): DesiredInstance | null {
+  if (!r.spec || r.desired === 'removed') return null;
+  return {
+    id: r.id,
+    tool: r.tool,
+    version: r.version,
+    kind: r.kind as DesiredInstance['kind'],
+    revision: r.revision,
+    desired: r.desired === 'stopped' ? 'stopped' : 'running',
+    spec: r.spec,
+  };
+}
+
+// The revision is read before the rows: a change committing in between shows up in the rows
+// (sent early, sent again next time: harmless) but never goes missing.
+
+/** Everything the host should run. */
+export async function snapshotFor(db: Db, hostId: string): Promise<{ revision: number; instances: DesiredInstance[] }> {
+  const revision = await currentRevision(db);
+  const rows = await db
+    .select(columns)
+    .from(instances)
+    .leftJoin(toolVersions, and(eq(toolVersions.tool, instances.tool), eq(toolVersions.version, instances.version)))
+    .where(and(eq(instances.hostId, hostId), ne(instances.desired, 'removed')));
+  return { revision, instances: rows.map(toDesired).filter((d): d is DesiredInstance => d !== null) };
+}
+
+/** What changed on the host since `from`: upserts and removals (tombstones). */
+export async function deltaFor(db: Db, hostId: string, from: number): Promise<{ revision: number; upserts: DesiredInstance[]; removes: string[] }> {
+  const revision = await currentRevision(db);
+  const rows = await db
+    .select(columns)
+    .from(instances)
+    .leftJoin(toolVersions, and(eq(toolVersions.tool, instances.tool), eq(toolVersions.version, instances.version)))
+    .where(and(eq(instances.hostId, hostId), gt(instances.revision, from)));
+  const upserts: DesiredInstance[] = [];
+  const removes: string[] = [];
+  for (const r of rows) {
+    const d = toDesired(r);
+    if (d) upserts.push(d);
+    else removes.push(r.id);
+  }
+  return { revision: Math.max(revision, ...rows.map((r) => r.revision)), upserts, removes };
+}

@@ -1,0 +1,128 @@
+import type { WebSocket } from 'ws';
+import { PROTOCOL_VERSION, type Hello, type Status } from '../../../../protocol/src/index.ts';
+import type { Db } from '../../../../db/src/index.ts';
+import type { Logger } from '../logger.ts';
+import type { ChangeFeed } from '../services/changeFeed.ts';
+import type { EventLog } from '../services/events.ts';
+import type { HostService } from '../services/hosts.ts';
+import type { InstanceService } from '../services/instances.ts';
+import { currentRevision } from '../services/revision.ts';
+import { deltaFor, snapshotFor } from './desired.ts';
+import { AgentSession } from './session.ts';
+
+export interface HubDeps {
+  db: Db;
+  feed: ChangeFeed;
+  events: EventLog;
+  hosts: HostService;
+  instances: InstanceService;
+  log: Logger;
+  heartbeatMs: number;
+}
+
+/** Holds agent sessions, one per host, and keeps each agent's desired state current. */
+export class AgentHub {
+  private readonly sessions = new Map<string, AgentSession>();
+  private readonly syncing = new Map<string, Promise<void>>();
+  private readonly dirty = new Set<string>();
+  private readonly unsubscribe: () => void;
+  private lastSeenWrite = new Map<string, number>();
+
+  constructor(private readonly d: HubDeps) {
+    this.unsubscribe = d.feed.subscribe((ids) => ids.forEach((id) => this.sessions.has(id) && void this.sync(id)));
+  }
+
+  connectedHosts(): Set<string> {
+    return new Set(this.sessions.keys());
+  }
+
+  /** Takes over an authenticated socket. A newer connection for the same host wins; the older is closed. */
+  attach(hostId: string, ws: WebSocket): void {
+    const prev = this.sessions.get(hostId);
+    const s = new AgentSession(hostId, ws, this.handlers, this.d.log, this.d.heartbeatMs);
+    this.sessions.set(hostId, s);
+    if (prev) prev.close(4001, 'replaced by a newer connection');
+  }
+
+  private readonly handlers = {
+    onHello: async (s: AgentSession, hello: Hello) => {
+      s.send({ type: 'welcome', protocol: PROTOCOL_VERSION, hostId: s.hostId, heartbeatMs: this.d.heartbeatMs });
+      // Resume: a delta from the agent's revision when it is plausible; a snapshot otherwise.
+      // Either way the agent gets a frame now: it tells it its desired state is complete.
+      const revision = await currentRevision(this.d.db);
+      s.sentRevision = hello.lastRevision > 0 && hello.lastRevision <= revision ? hello.lastRevision : -1;
+      s.mustSend = true;
+      s.ready = true;
+      await this.sync(s.hostId);
+      await this.d.hosts.connected(s.hostId, hello);
+    },
+    onStatus: async (s: AgentSession, st: Status) => {
+      const { foreign } = await this.d.instances.applyStatus(s.hostId, st.instances);
+      await this.d.hosts.seen(s.hostId, st.revision);
+      if (foreign.length) {
+        await this.d.events.record({
+          kind: 'audit',
+          actor: `host:${s.hostId}`,
+          action: 'agent.status',
+          outcome: 'refused',
+          reason: 'reported instances not placed on this host',
+          data: { instances: foreign.slice(0, 20) },
+        });
+      }
+    },
+    onHeartbeat: async (s: AgentSession) => {
+      const now = Date.now();
+      // lastSeenAt only needs grace-period precision: write at most every 5 s per host.
+      if (now - (this.lastSeenWrite.get(s.hostId) ?? 0) < 5000) return;
+      this.lastSeenWrite.set(s.hostId, now);
+      await this.d.hosts.seen(s.hostId);
+    },
+    onClose: (s: AgentSession) => {
+      if (this.sessions.get(s.hostId) === s) {
+        this.sessions.delete(s.hostId);
+        void this.d.hosts.seen(s.hostId).catch(() => {});
+      }
+    },
+  };
+
+  private async sendSnapshot(s: AgentSession): Promise<void> {
+    const snap = await snapshotFor(this.d.db, s.hostId);
+    if (s.send({ type: 'snapshot', revision: snap.revision, instances: snap.instances })) s.sentRevision = snap.revision;
+  }
+
+  private async sendDelta(s: AgentSession): Promise<void> {
+    const d = await deltaFor(this.d.db, s.hostId, s.sentRevision);
+    if (!s.mustSend && !d.upserts.length && !d.removes.length) return;
+    if (s.send({ type: 'delta', fromRevision: s.sentRevision, revision: d.revision, upserts: d.upserts, removes: d.removes })) s.sentRevision = d.revision;
+  }
+
+  /** Coalescing push: at most one sync per host in flight, plus one queued. */
+  private sync(hostId: string): Promise<void> {
+    const inFlight = this.syncing.get(hostId);
+    if (inFlight) {
+      this.dirty.add(hostId);
+      return inFlight;
+    }
+    const run = async () => {
+      do {
+        this.dirty.delete(hostId);
+        const s = this.sessions.get(hostId);
+        if (!s || !s.ready || s.closed) return;
+        if (s.sentRevision < 0) await this.sendSnapshot(s);
+        else await this.sendDelta(s);
+        s.mustSend = false;
+      } while (this.dirty.has(hostId));
+    };
+    const p = run()
+      .catch((err) => this.d.log.error({ err, hostId }, 'desired-state push failed'))
+      .finally(() => this.syncing.delete(hostId));
+    this.syncing.set(hostId, p);
+    return p;
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe();
+    for (const s of this.sessions.values()) s.close(1001, 'server shutting down');
+    await Promise.allSettled(this.syncing.values());
+  }
+}

@@ -1,0 +1,101 @@
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { serve } from '@hono/node-server';
+import { createDb, type Database } from '../../../db/src/index.ts';
+import { loadSigningKey } from './auth/keys.ts';
+import type { TokenService } from './auth/tokens.ts';
+import type { ApiConfig } from './config.ts';
+import { createApp } from './http/app.ts';
+import type { Deps } from './http/deps.ts';
+import type { AgentHub } from './hub/hub.ts';
+import { attachAgentEndpoint } from './hub/upgrade.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { scheduleAll } from './scheduler/scheduler.ts';
+import { VERSION, wire } from './wiring.ts';
+
+export { VERSION };
+const ADMIN_TOKEN_TTL = 10 * 365 * 86_400;
+const SWEEP_MS = 5_000;
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  deps: Deps;
+  database: Database;
+  tokens: TokenService;
+  hub: AgentHub;
+  log: Logger;
+  mintJoinToken(ttlSeconds?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** The only place that listens. Opens the database, writes first-start credentials, serves HTTP and agents. */
+export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}): Promise<RunningServer> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const { key, generated } = loadSigningKey(config.secretKey.file, config.secretKey.generateIfMissing);
+  if (generated) log.info({ path: config.secretKey.file }, 'generated signing key');
+  const database = await createDb(config.database.driver === 'postgres' ? { driver: 'postgres', url: config.database.url } : { driver: 'pglite', dataDir: config.database.dataDir });
+  const { deps, hub, feed } = wire({ db: database.db, key, log, heartbeatMs: config.heartbeatMs });
+  const { db, tokens, events, services } = deps;
+  await writeAdminToken(config, tokens, log);
+
+  const app = createApp(deps);
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.bind }, () => resolve(s as Server));
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 60_000;
+  const wss = attachAgentEndpoint(server, { tokens, hosts: services.hosts, hub, events, log });
+  const port = (server.address() as AddressInfo).port;
+  const host = config.bind === '0.0.0.0' || config.bind === '::' ? '127.0.0.1' : config.bind;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info({ url, database: database.driver }, 'MACHETE control plane listening');
+
+  // Level-triggered housekeeping: silent hosts go down; pending replicas get another chance.
+  let sweeping = false;
+  const sweep = setInterval(async () => {
+    if (sweeping) return;
+    sweeping = true;
+    try {
+      await services.hosts.markSilentDown(config.heartbeatGraceSeconds, hub.connectedHosts());
+      feed.publish(await scheduleAll(db));
+    } catch (err) {
+      log.error({ err }, 'sweep failed');
+    } finally {
+      sweeping = false;
+    }
+  }, SWEEP_MS);
+
+  return {
+    url,
+    port,
+    deps,
+    database,
+    tokens,
+    hub,
+    log,
+    mintJoinToken: async (ttlSeconds = 600) => (await tokens.issue({ kind: 'join', ttlSeconds })).token,
+    async close() {
+      clearInterval(sweep);
+      await hub.close();
+      wss.close();
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections?.();
+      });
+      await database.close();
+    },
+  };
+}
+
+/** First start: an admin token in <data dir>/admin.token (0600). Its path is logged, never its contents. */
+async function writeAdminToken(config: ApiConfig, tokens: TokenService, log: Logger): Promise<void> {
+  const file = path.join(config.dataDir, 'admin.token');
+  if (existsSync(file)) return;
+  const t = await tokens.issue({ kind: 'user', role: 'admin', name: 'admin', ttlSeconds: ADMIN_TOKEN_TTL });
+  writeFileSync(file, `${t.token}\n`, { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  log.info({ path: file }, 'wrote admin token');
+}

@@ -1,0 +1,61 @@
+import { and, asc, eq, ne } from 'drizzle-orm';
+import { deployments, instances, tools, toolVersions } from '../../../../db/src/index.ts';
+import { invalid, notFound } from '../errors.ts';
+import { scheduleTool } from '../scheduler/scheduler.ts';
+import type { ServiceDeps } from './deps.ts';
+import { instanceView, type InstanceView } from './instances.ts';
+
+export interface DeploymentView {
+  tool: string;
+  replicas: number;
+  version: number | null;
+  running: number;
+  instances: InstanceView[];
+}
+
+export function createDeploymentService({ db, feed, events }: ServiceDeps) {
+  const svc = {
+    async put(tool: string, body: { replicas: number; version?: number | null }, actor: string): Promise<DeploymentView> {
+      const touched = await db.transaction(async (tx) => {
+        const [t] = await tx.select().from(tools).where(eq(tools.name, tool)).for('update');
+        if (!t) throw notFound('tool');
+        if (body.version != null) {
+          const [v] = await tx.select({ v: toolVersions.version }).from(toolVersions).where(and(eq(toolVersions.tool, tool), eq(toolVersions.version, body.version)));
+          if (!v) throw invalid('version', 'no such version of the tool');
+        }
+        await tx
+          .insert(deployments)
+          .values({ tool, replicas: body.replicas, version: body.version ?? null })
+          .onConflictDoUpdate({ target: deployments.tool, set: { replicas: body.replicas, version: body.version ?? null, updatedAt: new Date() } });
+        return scheduleTool(tx, tool);
+      });
+      feed.publish(touched);
+      await events.record({ kind: 'audit', actor, action: 'deployment.put', target: tool, outcome: 'ok', data: { replicas: body.replicas, version: body.version ?? null } });
+      return svc.get(tool);
+    },
+
+    async get(tool: string): Promise<DeploymentView> {
+      const [t] = await db
+        .select({ name: tools.name, replicas: deployments.replicas, version: deployments.version })
+        .from(tools)
+        .leftJoin(deployments, eq(deployments.tool, tools.name))
+        .where(eq(tools.name, tool));
+      if (!t) throw notFound('tool');
+      const rows = await db
+        .select()
+        .from(instances)
+        .where(and(eq(instances.tool, tool), eq(instances.kind, 'replica'), ne(instances.desired, 'removed')))
+        .orderBy(asc(instances.createdAt), asc(instances.id));
+      const list = rows.map(instanceView);
+      return {
+        tool,
+        replicas: t.replicas ?? 0,
+        version: t.version ?? null,
+        running: list.filter((i) => i.state === 'running' && i.runningVersion === i.version).length,
+        instances: list,
+      };
+    },
+  };
+  return svc;
+}
+export type DeploymentService = ReturnType<typeof createDeploymentService>;

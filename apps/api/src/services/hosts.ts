@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto';
+import { and, asc, eq, lt, ne } from 'drizzle-orm';
+import type { Hello } from '../../../../protocol/src/index.ts';
+import { hosts, instances, toolVersions } from '../../../../db/src/index.ts';
+import { notFound } from '../errors.ts';
+import { scheduleAll } from '../scheduler/scheduler.ts';
+import type { TokenService } from '../auth/tokens.ts';
+import type { ServiceDeps } from './deps.ts';
+
+export const AGENT_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
+
+export interface HostView {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  status: 'ready' | 'down' | 'draining';
+  schedulable: boolean;
+  lastSeenAt: string | null;
+  capacity: { cpus: number; memoryMb: number };
+  allocated: { cpus: number; memoryMb: number; instances: number };
+}
+
+export function createHostService({ db, feed, events }: ServiceDeps, tokens: TokenService) {
+  const reschedule = async () => feed.publish(await scheduleAll(db));
+
+  const svc = {
+    /** Trades a join token for a host identity and a credential bound to that host. */
+    async enroll(name: string, labels: Record<string, string>): Promise<{ hostId: string; token: string; expiresAt: Date }> {
+      const hostId = `h${randomBytes(8).toString('hex')}`;
+      await db.insert(hosts).values({ id: hostId, name, labels, status: 'down' });
+      const t = await tokens.issue({ kind: 'agent', hostId, ttlSeconds: AGENT_TOKEN_TTL_SECONDS, name });
+      await events.record({ kind: 'audit', actor: `host:${hostId}`, action: 'host.enroll', target: hostId, outcome: 'ok', data: { name } });
+      return { hostId, token: t.token, expiresAt: t.expiresAt };
+    },
+
+    async exists(hostId: string): Promise<boolean> {
+      const [h] = await db.select({ id: hosts.id }).from(hosts).where(eq(hosts.id, hostId));
+      return !!h;
+    },
+
+    /** A connected agent said hello: the host is ready, and pending work may now fit. */
+    async connected(hostId: string, hello: Hello): Promise<void> {
+      const [before] = await db.select({ status: hosts.status, labels: hosts.labels }).from(hosts).where(eq(hosts.id, hostId));
+      const labels = { ...(before?.labels ?? {}), ...hello.labels };
+      await db
+        .update(hosts)
+        .set({ name: hello.hostName, labels, capacity: hello.capacity, status: before?.status === 'draining' ? 'draining' : 'ready', lastSeenAt: new Date() })
+        .where(eq(hosts.id, hostId));
+      if (before?.status !== 'ready') {
+        await events.record({ kind: 'lifecycle', actor: `host:${hostId}`, action: 'host.ready', target: hostId, outcome: 'ok' });
+        await reschedule();
+      }
+    },
+
+    async seen(hostId: string, appliedRevision?: number): Promise<void> {
+      await db
+        .update(hosts)
+        .set(appliedRevision === undefined ? { lastSeenAt: new Date() } : { lastSeenAt: new Date(), appliedRevision })
+        .where(eq(hosts.id, hostId));
+    },
+
+    /** Hosts silent for longer than the grace period are down (their containers keep running). */
+    async markSilentDown(graceSeconds: number, connected: Set<string>): Promise<string[]> {
+      const cutoff = new Date(Date.now() - graceSeconds * 1000);
+      const stale = await db.select({ id: hosts.id }).from(hosts).where(and(eq(hosts.status, 'ready'), lt(hosts.lastSeenAt, cutoff)));
+      const down = stale.map((s) => s.id).filter((id) => !connected.has(id));
+      for (const id of down) {
+        await db.update(hosts).set({ status: 'down' }).where(eq(hosts.id, id));
+        await events.record({ kind: 'lifecycle', actor: 'system', action: 'host.down', target: id, outcome: 'ok', reason: `no contact for ${graceSeconds}s` });
+      }
+      return down;
+    },
+
+    async list(): Promise<HostView[]> {
+      const rows = await db.select().from(hosts).orderBy(asc(hosts.name), asc(hosts.id));
+      const alloc = await allocations();
+      return rows.map((h) => view(h, alloc.get(h.id)));
+    },
+
+    async get(id: string): Promise<HostView> {
+      const [h] = await db.select().from(hosts).where(eq(hosts.id, id));
+      if (!h) throw notFound('host');
+      return view(h, (await allocations()).get(id));
+    },
+
+    async patch(id: string, body: { labels?: Record<string, string>; schedulable?: boolean }, actor: string): Promise<HostView> {
+      const set: Partial<typeof hosts.$inferInsert> = {};
+      if (body.labels) set.labels = body.labels;
+      if (body.schedulable !== undefined) set.schedulable = body.schedulable;
+      const rows = await db.update(hosts).set(set).where(eq(hosts.id, id)).returning({ id: hosts.id });
+      if (!rows.length) throw notFound('host');
+      await events.record({ kind: 'audit', actor, action: 'host.patch', target: id, outcome: 'ok', data: body });
+      await reschedule();
+      return svc.get(id);
+    },
+
+    /** Stops new placements and moves this host's replicas to other eligible hosts. */
+    async drain(id: string, actor: string): Promise<HostView> {
+      const rows = await db.update(hosts).set({ schedulable: false, status: 'draining' }).where(eq(hosts.id, id)).returning({ id: hosts.id });
+      if (!rows.length) throw notFound('host');
+      await events.record({ kind: 'audit', actor, action: 'host.drain', target: id, outcome: 'ok' });
+      await reschedule();
+      return svc.get(id);
+    },
+  };
+
+  async function allocations() {
+    const rows = await db
+      .select({ hostId: instances.hostId, spec: toolVersions.spec })
+      .from(instances)
+      .innerJoin(toolVersions, and(eq(toolVersions.tool, instances.tool), eq(toolVersions.version, instances.version)))
+      .where(ne(instances.desired, 'removed'));
+    const m = new Map<string, { cpus: number; memoryMb: number; instances: number }>();
+    for (const r of rows) {
+      if (!r.hostId) continue;
+      const a = m.get(r.hostId) ?? { cpus: 0, memoryMb: 0, instances: 0 };
+      a.cpus += r.spec.resources.cpus;
+      a.memoryMb += r.spec.resources.memoryMb;
+      a.instances++;
+      m.set(r.hostId, a);
+    }
+    return m;
+  }
+  return svc;
+}
+export type HostService = ReturnType<typeof createHostService>;
+
+function view(h: typeof hosts.$inferSelect, alloc?: { cpus: number; memoryMb: number; instances: number }): HostView {
+  return {
+    id: h.id,
+    name: h.name,
+    labels: h.labels,
+    status: h.status as HostView['status'],
+    schedulable: h.schedulable,
+    lastSeenAt: h.lastSeenAt?.toISOString() ?? null,
+    capacity: h.capacity,
+    allocated: alloc ?? { cpus: 0, memoryMb: 0, instances: 0 },
+  };
+}

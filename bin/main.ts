@@ -1,0 +1,69 @@
+import path from 'node:path';
+import { loadAgentConfig } from '../agent/src/config.ts';
+import { startAgent } from '../agent/src/main.ts';
+import { startServer } from '../apps/api/src/server.ts';
+import { loadServeConfig, loadStandaloneAgentConfig } from './config.ts';
+
+/**
+ * Composition root: `serve` (control plane + local agent), `agent` (an agent alone),
+ * everything else goes to the CLI.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd] = argv;
+  if (cmd === 'serve') return serve();
+  if (cmd === 'agent') return agent();
+  const { runCli } = await import('../apps/cli/src/main.ts');
+  return runCli(argv);
+}
+
+async function serve(): Promise<number> {
+  let cfg;
+  try {
+    cfg = loadServeConfig();
+  } catch (err) {
+    console.error(`machete: ${(err as Error).message}`);
+    return 1;
+  }
+  let server;
+  try {
+    server = await startServer(cfg.api);
+  } catch (err) {
+    console.error(`machete: cannot start: ${(err as Error).message}`);
+    return 1;
+  }
+  let agent: Awaited<ReturnType<typeof startAgent>> | null = null;
+  if (cfg.api.localAgent) {
+    const agentCfg = loadAgentConfig(cfg.agentEnv, {
+      server: server.url,
+      stateDir: path.join(cfg.api.dataDir, 'agent'),
+      joinToken: await server.mintJoinToken(),
+    });
+    agent = await startAgent(agentCfg, { log: server.log.child({ component: 'agent' }) });
+  }
+  await untilSignal();
+  server.log.info('shutting down');
+  await agent?.stop();
+  await server.close();
+  return 0;
+}
+
+async function agent(): Promise<number> {
+  let cfg;
+  try {
+    cfg = loadStandaloneAgentConfig();
+  } catch (err) {
+    console.error(`machete agent: ${(err as Error).message}`);
+    return 2;
+  }
+  const a = await startAgent(cfg);
+  await untilSignal();
+  await a.stop();
+  return 0;
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
