@@ -58,7 +58,7 @@ export async function startDockerd(opts: { name: string }): Promise<Dockerd> {
     untrackChild(child);
     await withTimeout(killContainers(socketPath), 5_000).catch(() => undefined);
     await terminate(child, exited);
-    killLeftovers(base);
+    await killLeftovers(base);
     await removeDir(base);
   };
 
@@ -208,13 +208,16 @@ async function terminate(
  * directory on their command line, container processes sit in cgroups named
  * after its container ids. They are found by pid through /proc, never by name.
  */
-function killLeftovers(base: string): void {
+async function killLeftovers(base: string): Promise<void> {
   const ids = containerIds(base);
-  const pids = new Set([...pidsMentioning(base), ...pidsInContainerCgroups(ids)]);
+  const pids = [...new Set([...pidsMentioning(base), ...pidsInContainerCgroups(ids)])];
+  if (pids.length === 0) return;
   for (const pid of pids) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   }
-  if (pids.size > 0) removeContainerCgroups(ids);
+  // A cgroup can only be removed once its processes are gone.
+  for (let i = 0; i < 50 && pids.some(isAlive); i++) await sleep(50);
+  removeContainerCgroups(ids);
 }
 
 function containerIds(base: string): string[] {

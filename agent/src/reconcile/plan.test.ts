@@ -4,6 +4,7 @@ import type { DesiredInstance, ToolSpecInput } from '../../../protocol/src/index
 import type { ObservedContainer } from '../docker/port.ts';
 import { isNoop, plan } from './plan.ts';
 import type { Plan } from './plan.ts';
+import { diffStatus, statusOf } from './status.ts';
 
 function inst(id: string, o: Partial<Omit<DesiredInstance, 'spec'>> & { spec?: ToolSpecInput } = {}): DesiredInstance {
   const { spec, ...rest } = o;
@@ -227,5 +228,55 @@ describe('plan idempotence', () => {
     const second = plan(desired, applied(first, observed), { fullStateKnown: full });
     expect(isNoop(second)).toBe(true);
     expect(second.keep.length).toBeGreaterThan(0);
+  });
+});
+
+describe('statusOf', () => {
+  const one = (d: DesiredInstance, cs: ObservedContainer[], reason?: string) =>
+    statusOf([d], cs, new Map(reason === undefined ? [] : [[d.id, reason]]), new Map([[d.id, 2]]))[0];
+
+  it.each([
+    { name: 'running container → running', d: inst('a'), cs: [ctr('c1', 'a')], want: { state: 'running', containerId: 'c1', version: 1 } },
+    { name: 'created container → starting', d: inst('a'), cs: [ctr('c1', 'a', { state: 'created' })], want: { state: 'starting' } },
+    { name: 'exited 0 → exited', d: inst('a'), cs: [ctr('c1', 'a', exited(0))], want: { state: 'exited', exitCode: 0 } },
+    { name: 'exited non-zero → failed with the code', d: inst('a'), cs: [ctr('c1', 'a', exited(137))], want: { state: 'failed', exitCode: 137 } },
+    { name: 'dead → failed', d: inst('a'), cs: [ctr('c1', 'a', { state: 'dead' })], want: { state: 'failed' } },
+    { name: 'no container → pending', d: inst('a'), cs: [], want: { state: 'pending', containerId: null, version: null } },
+    { name: 'a removing container counts as none', d: inst('a'), cs: [ctr('c1', 'a', { state: 'removing' })], want: { state: 'pending' } },
+    { name: 'no container with a reason → failed with it', d: inst('a'), cs: [], reason: 'image not found: x', want: { state: 'failed', reason: 'image not found: x' } },
+    {
+      name: 'exited during crash-loop backoff → failed with the countdown',
+      d: inst('a', { spec: { image: 'machete/busybox:test', restart: 'always' } }),
+      cs: [ctr('c1', 'a', exited(0))],
+      reason: 'restarting in 2s',
+      want: { state: 'failed', exitCode: 0, reason: 'restarting in 2s' },
+    },
+    { name: 'running with a reason stays running and says why', d: inst('a', { version: 2 }), cs: [ctr('c1', 'a')], reason: 'refused: x', want: { state: 'running', version: 1, reason: 'refused: x' } },
+    { name: 'desired stopped, stopped with 143 → exited', d: inst('a', { desired: 'stopped' }), cs: [ctr('c1', 'a', exited(143))], want: { state: 'exited', exitCode: 143 } },
+    { name: 'desired stopped, no container → exited', d: inst('a', { desired: 'stopped' }), cs: [], want: { state: 'exited' } },
+  ])('$name', ({ d, cs, reason, want }) => {
+    expect(one(d, cs, reason)).toMatchObject({ id: 'a', restarts: 2, ...want });
+  });
+
+  it('reports the best of duplicate containers and sorts by id', () => {
+    const out = statusOf([inst('b'), inst('a')], [ctr('c1', 'a', exited(1)), ctr('c2', 'a'), ctr('c3', 'b')], new Map(), new Map());
+    expect(out.map((s) => [s.id, s.containerId])).toEqual([
+      ['a', 'c2'],
+      ['b', 'c3'],
+    ]);
+  });
+
+  it('clips reasons to what the protocol accepts', () => {
+    expect(one(inst('a'), [], 'x'.repeat(5000))?.reason).toHaveLength(1024);
+  });
+});
+
+describe('diffStatus', () => {
+  it('returns only new or changed statuses', () => {
+    const [a, b, c] = statusOf([inst('a'), inst('b'), inst('c')], [ctr('c1', 'a'), ctr('c2', 'b')], new Map(), new Map());
+    const prev = new Map([a!, b!].map((s) => [s.id, s]));
+    const next = [a!, { ...b!, state: 'failed' as const, exitCode: 1 }, c!];
+    expect(diffStatus(prev, next).map((s) => s.id)).toEqual(['b', 'c']);
+    expect(diffStatus(new Map(next.map((s) => [s.id, s])), next)).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { INSTANCE_STATES, LabelMapSchema, ToolNameSchema, ToolSpecSchema } from '../../../../protocol/src/index.ts';
+import { INSTANCE_STATES, LabelMapSchema, TOOL_NAME_RE, ToolSpecSchema } from '../../../../protocol/src/index.ts';
 import { ROLES } from '../auth/tokens.ts';
 
 export const ErrorSchema = z
@@ -15,10 +15,11 @@ const DESCRIPTIONS = { 400: 'Invalid input (the field is named)', 401: 'Missing 
 export const json = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { 'application/json': { schema } } });
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({ required: true, content: { 'application/json': { schema } } });
 
-export const ToolNameParam = z.object({ name: ToolNameSchema.openapi({ param: { name: 'name', in: 'path' }, example: 'hello' }) });
+// Schemas from protocol/ may predate the .openapi() extension; wrap them in fresh ones here.
+export const ToolNameParam = z.object({ name: z.string().max(63).regex(TOOL_NAME_RE, 'invalid tool name').openapi({ param: { name: 'name', in: 'path' }, example: 'hello' }) });
 export const IdParam = z.object({ id: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/).openapi({ param: { name: 'id', in: 'path' } }) });
 
-export const ToolSpecBody = ToolSpecSchema.openapi('ToolSpec', {
+export const ToolSpecBody = z.strictObject(ToolSpecSchema.shape).openapi('ToolSpec', {
   example: { image: 'machete/busybox:test', command: ['sleep', '3600'], resources: { cpus: 0.5, memoryMb: 256, pids: 128 } },
 });
 export const ToolSchema = z

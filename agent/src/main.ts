@@ -1,0 +1,85 @@
+import { pino, type Logger } from 'pino';
+import type { AgentConfig } from './config.ts';
+import { AgentConnection } from './connection.ts';
+import { enroll, readCredential, writeCredential, type Credential } from './credentials.ts';
+import { createDockerodePort, dockerOptionsFrom, endpointOf } from './docker/dockerode.ts';
+import { buildCreatePayload } from './docker/payload.ts';
+import type { DockerPort } from './docker/port.ts';
+import { createReconciler, type Reconciler } from './reconcile/loop.ts';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface RunningAgent {
+  hostId: string;
+  reconciler: Reconciler;
+  connection: AgentConnection;
+  stop(): Promise<void>;
+}
+
+/** Starts an agent: credential (enrolling once if needed), engine port, reconcile loop, connection. */
+export async function startAgent(config: AgentConfig, opts: { log?: Logger; port?: DockerPort } = {}): Promise<RunningAgent> {
+  const log = opts.log ?? pino({ name: 'machete-agent', level: config.logLevel });
+  if (!config.server) throw new Error('MACHETE_SERVER is required');
+  const server = config.server;
+  const dockerOpts = dockerOptionsFrom(config.docker);
+  const port = opts.port ?? createDockerodePort(dockerOpts);
+  const engineEndpoint = endpointOf(dockerOpts);
+  let cred = await obtainCredential(config, server, log);
+
+  const reconciler = createReconciler({
+    port,
+    hostId: cred.hostId,
+    build: (inst) => buildCreatePayload(inst, { hostId: cred.hostId, allowedMounts: [...config.allowedMounts], engineEndpoint }),
+    onStatus: (changed, revision) => connection.sendStatus(changed, revision),
+    log,
+  });
+  const wsUrl = `${server.replace(/^http/, 'ws')}/api/v1/agent/connect`;
+  const connection: AgentConnection = new AgentConnection({
+    url: wsUrl,
+    token: () => cred.token,
+    hello: async () => {
+      const info = await port.info().catch(() => ({ cpus: 0, memoryMb: 0 }));
+      return { agentVersion: AGENT_VERSION, hostName: config.hostName, labels: { ...config.labels }, capacity: { cpus: info.cpus, memoryMb: info.memoryMb } };
+    },
+    onDesired: (instances, revision) => reconciler.setDesired(instances, revision, true),
+    onDisconnected: () => reconciler.markDisconnected(),
+    onUnauthorized: () => {
+      // The credential was revoked or the server forgot us: enroll again if we still can.
+      if (!config.joinToken) return log.error({}, 'agent credential refused and no join token to enroll again');
+      void obtainCredential({ ...config }, server, log, true).then((c) => (cred = c)).catch((err) => log.error({ err: err.message }, 're-enrollment failed'));
+    },
+    log,
+  });
+  reconciler.start();
+  connection.start();
+  log.info({ hostId: cred.hostId, engine: engineEndpoint }, 'agent started');
+  return {
+    hostId: cred.hostId,
+    reconciler,
+    connection,
+    async stop() {
+      connection.stop();
+      await reconciler.stop();
+    },
+  };
+}
+
+async function obtainCredential(config: AgentConfig, server: string, log: Logger, force = false): Promise<Credential> {
+  const existing = readCredential(config.stateDir);
+  if (!force && existing && existing.server === server) return existing;
+  if (!config.joinToken) throw new Error(`no host credential in ${config.stateDir} and no join token (MACHETE_JOIN_TOKEN or MACHETE_JOIN_TOKEN_FILE)`);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const cred = await enroll(server, config.joinToken, config.hostName, { ...config.labels });
+      writeCredential(config.stateDir, cred);
+      log.info({ hostId: cred.hostId, stateDir: config.stateDir }, 'enrolled; credential saved');
+      return cred;
+    } catch (err) {
+      const msg = (err as Error).message;
+      if (msg.startsWith('enrollment refused (4')) throw err;
+      const delay = Math.min(15_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      log.warn({ err: msg, retryInMs: Math.round(delay) }, 'cannot reach the control plane to enroll; retrying');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
