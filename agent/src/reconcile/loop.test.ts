@@ -102,7 +102,7 @@ describe('reconcile loop', () => {
   });
 
   it('backs off a crash-looping instance, reporting failed with "restarting in Ns"', async () => {
-    const { mem, r, latest, byInstance } = setup({ deps: { restartBackoff: { initialMs: 150 } } });
+    const { mem, r, latest, byInstance } = setup({ deps: { restartBackoff: { initialMs: 400 } } });
     r.setDesired([inst('a')], 1, true);
     await r.whenIdle();
     mem.kill(byInstance('a')[0]!.id, 1);
@@ -274,6 +274,19 @@ describe('reconcile loop', () => {
     await r.whenIdle();
     expect(sent.slice(count).flatMap((f) => f.changed.map((s) => s.id))).toEqual(expect.arrayContaining(['i001']));
     expect(sent.slice(count).flatMap((f) => f.changed.map((s) => s.id)).every((id) => id === 'i001')).toBe(true);
+  });
+
+  it('resends every status after a reconnect, but not on each later full state', async () => {
+    const { r, sent } = setup();
+    r.setDesired(many(3), 1, true);
+    await r.whenIdle();
+    r.setDesired(many(3), 2, true); // e.g. a delta applied on the same connection
+    await r.whenIdle();
+    expect(sent.at(-1)).toEqual({ changed: [], revision: 2 });
+    r.markDisconnected();
+    r.setDesired(many(3), 2, true);
+    await r.whenIdle();
+    expect(sent.at(-1)?.changed.map((s) => s.id)).toEqual(['i000', 'i001', 'i002']);
   });
 
   it('acknowledges a new revision even when no status changed', async () => {

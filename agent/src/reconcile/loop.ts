@@ -166,7 +166,11 @@ function engineActions(port: DockerPort, build: ReconcilerDeps['build'], stopTim
     imagesPresent.add(ref);
     return payload;
   };
-  const launch = async (payload: CreatePayload) => port.start(await port.create(payload));
+  const launch = async (inst: DesiredInstance, payload: CreatePayload) => {
+    // The image may have been deleted since it was cached; ask again next pass.
+    const id = await port.create(payload).catch((err: unknown) => Promise.reject((imagesPresent.delete(inst.spec.image), err)));
+    await port.start(id);
+  };
   const retire = async (c: ObservedContainer) => {
     if (isLive(c)) await port.stop(c.id, stopTimeout);
     await port.remove(c.id);
@@ -176,7 +180,7 @@ function engineActions(port: DockerPort, build: ReconcilerDeps['build'], stopTim
     retire,
     async create(inst: DesiredInstance): Promise<void> {
       const payload = await prepare(inst);
-      if (payload) await launch(payload);
+      if (payload) await launch(inst, payload);
     },
     /** New first, old after, so a replica is absent only as long as it must be. False if nothing was done. */
     async replace(inst: DesiredInstance, old: ObservedContainer): Promise<boolean> {
@@ -185,9 +189,9 @@ function engineActions(port: DockerPort, build: ReconcilerDeps['build'], stopTim
       // A stopped container serves nothing; one with the same name would block the new one.
       if (!isLive(old) || bare(payload.name) === bare(old.name)) {
         await retire(old);
-        await launch(payload);
+        await launch(inst, payload);
       } else {
-        await launch(payload);
+        await launch(inst, payload);
         await retire(old);
       }
       return true;
@@ -218,6 +222,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     failStreak: 0,
     lastSent: new Map<string, InstanceStatus>(),
     lastSentRevision: -1,
+    /** Set until the first full state after a (re)connect: the server may have missed statuses meanwhile. */
+    resendAll: true,
     unwatch: null as (() => void) | null,
     resync: null as NodeJS.Timeout | null,
   };
@@ -308,7 +314,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         s.failStreak = 0;
         s.retryMs = RETRY_INITIAL_MS;
       } catch (err) {
-        // Logged once per streak; only the retry repeats, and dirty triggers wait for it.
+        // Logged once per streak. Triggers queued meanwhile are dropped: the retry covers them.
         if (s.failStreak++ === 0) log.warn({ err: message(err) }, 'reconcile pass failed; retrying with backoff');
         arm('retry', s.retryMs, 'retry after engine error');
         s.retryMs = Math.min(s.retryMs * 2, RETRY_MAX_MS);
@@ -319,9 +325,12 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     s.current = null;
   }
 
+  /**
+   * Other triggers are not held back during engine backoff: their sources (events, resync,
+   * new desired state) are rate-limited already, and one bad instance must not delay the rest.
+   */
   function trigger(_reason: string): void {
-    // During engine backoff the armed retry is the next pass.
-    if (!s.started || s.stopped || timers.has('retry')) return;
+    if (!s.started || s.stopped) return;
     if (s.current) s.dirty = true;
     else s.current = runPasses();
   }
@@ -331,8 +340,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       s.desired = new Map(instances.map((i) => [i.id, i]));
       s.revision = revision;
       s.fullStateKnown = full;
-      if (full) {
-        // A full state usually means a new connection: the server may have missed statuses.
+      if (full && s.resendAll) {
+        s.resendAll = false;
         s.lastSent = new Map();
         s.lastSentRevision = -1;
       }
@@ -340,6 +349,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     },
     markDisconnected() {
       s.fullStateKnown = false;
+      s.resendAll = true;
     },
     trigger,
     start() {
