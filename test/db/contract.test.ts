@@ -5,7 +5,7 @@ import { and, asc, eq, ne, sql, type SQL } from 'drizzle-orm';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createDb, events, hosts, instances, MIGRATIONS_DIR, stateRevision, tokens, tools, toolVersions, type Database } from '../../db/src/index.ts';
+import { createDb, deployments, events, hosts, instances, MIGRATIONS_DIR, stateRevision, tokens, tools, toolVersions, type Database } from '../../db/src/index.ts';
 import { deltaFor, snapshotFor } from '../../apps/api/src/hub/desired.ts';
 import { createLogger } from '../../apps/api/src/logger.ts';
 import { scheduleTool } from '../../apps/api/src/scheduler/scheduler.ts';
@@ -47,12 +47,12 @@ async function openPostgres(): Promise<Opened> {
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   const probe = postgres(url.toString(), { max: 1, onnotice: () => {} });
-  const [{ n }] = await probe<{ n: number }[]>`select count(*)::int as n from information_schema.tables where table_schema = 'public'`;
+  const [before] = await probe<{ n: number }[]>`select count(*)::int as n from information_schema.tables where table_schema = 'public'`;
   await probe.end();
   const database = await createDb({ driver: 'postgres', url: url.toString() });
   return {
     database,
-    tablesBefore: n,
+    tablesBefore: before!.n,
     reapplyMigrations: async () => (await createDb({ driver: 'postgres', url: url.toString(), maxConnections: 1 })).close(),
     dispose: async () => {
       await database.close();
@@ -82,6 +82,8 @@ describe.each(drivers)('database contract on $name', ({ open }) => {
     opened = await open();
     database = opened.database;
     svc = wire({ db: database.db, key: new Uint8Array(randomBytes(32)), log: createLogger('silent'), heartbeatMs: 1000 }).deps;
+    // Open the whole pool now: concurrent tests must overlap, not queue behind connection set-up.
+    await Promise.all(Array.from({ length: 10 }, () => database.db.execute(sql`select pg_sleep(0.05)`)));
   }, 120_000);
   afterAll(() => opened?.dispose(), 60_000);
 
@@ -182,17 +184,22 @@ describe.each(drivers)('database contract on $name', ({ open }) => {
   it('never creates more than the requested replicas under concurrent scale-ups of the same tool', async () => {
     const hostId = await readyHost('scale');
     await svc.services.tools.put('scale', spec('scale'), 'test');
+    // A committed deployment nobody has scheduled yet: every pass below sees 5 missing replicas,
+    // and only the row lock in scheduleTool stops them all from adding them.
+    await database.db.insert(deployments).values({ tool: 'scale', replicas: 5 });
     const r0 = await revision();
-    await Promise.all([
-      ...Array.from({ length: 10 }, () => svc.services.deployments.put('scale', { replicas: 5 }, 'test')),
-      // Bare scheduler passes race the puts: only the row lock in scheduleTool keeps them apart.
-      ...Array.from({ length: 10 }, () => database.db.transaction((tx) => scheduleTool(tx, 'scale'))),
-    ]);
+    // Interleaved, so bare passes hold pool connections at the same time as the puts.
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        i % 2 ? svc.services.deployments.put('scale', { replicas: 5 }, 'test') : database.db.transaction((tx) => scheduleTool(tx, 'scale')),
+      ),
+    );
+    // Counting tombstones too: an over-creation later trimmed back to 5 still fails here.
+    expect(await database.db.select().from(instances).where(eq(instances.tool, 'scale'))).toHaveLength(5);
     const rows = await live('scale');
     expect(rows).toHaveLength(5);
     expect(rows.every((i) => i.hostId === hostId)).toBe(true);
     expect(await revision()).toBe(r0 + 1);
-    expect(await database.db.select().from(instances).where(eq(instances.tool, 'scale'))).toHaveLength(5);
   });
 
   it('sends upserts after a revision, tombstones after scale-down and tool delete, and leaves removed instances out of snapshots', async () => {
@@ -307,7 +314,7 @@ describe.each(drivers)('database contract on $name', ({ open }) => {
     const [t] = await database.db.select().from(tools).where(eq(tools.name, 'clock'));
     expect(t!.createdAt).toBeInstanceOf(Date);
     expect(Math.abs(t!.createdAt.getTime() - start)).toBeLessThan(60_000);
-    const [{ zone }] = (await query<{ zone: string }>(database, sql`select current_setting('TimeZone') as zone`)) as [{ zone: string }];
-    expect(zone).toBe(ODD_TIME_ZONE);
+    const [session] = await query<{ zone: string }>(database, sql`select current_setting('TimeZone') as zone`);
+    expect(session?.zone).toBe(ODD_TIME_ZONE);
   });
 });

@@ -333,13 +333,11 @@ async function removeStaleDirs(): Promise<void> {
     const base = path.join(TMP, e);
     try {
       if (!statSync(base).isDirectory()) continue;
+      // Without our owner file the directory is not ours (other code may use
+      // the same prefix) or is still being set up: leave it.
       const owner = readOwner(base);
-      if (owner === undefined) {
-        // Still being set up by a concurrent run, or not ours: needs to be old.
-        if (Date.now() - statSync(base).mtimeMs < 10 * 60_000) continue;
-      } else if (isAlive(owner)) {
-        continue;
-      }
+      if (owner === undefined || isAlive(owner)) continue;
+      if (!existsSync(path.join(base, 'daemon.json'))) continue;
       const daemonPid = readPid(path.join(base, 'd.pid'));
       if (daemonPid !== undefined && isAlive(daemonPid)) {
         process.stderr.write(`[harness] dockerd ${daemonPid} of a finished run is still running (${base}); not touching it\n`);

@@ -112,7 +112,7 @@ describe('dockerode port against a real engine', () => {
 
       const running = await port.list(hostId);
       expect(running).toHaveLength(1);
-      expect(running[0]).toMatchObject({ id, name: 'machete-sleeper-inst-1', instanceId: 'inst-1', tool: 'sleeper', version: 3, revision: 9, kind: 'replica', state: 'running', exitCode: null });
+      expect(running[0]).toMatchObject({ id, name: 'machete-sleeper-inst-1-v3', instanceId: 'inst-1', tool: 'sleeper', version: 3, revision: 9, kind: 'replica', state: 'running', exitCode: null });
       expect(running[0]?.labels).toMatchObject({ 'machete.managed': 'true', 'machete.host': hostId });
 
       const hc = (await docker.getContainer(id).inspect()).HostConfig as Docker.HostConfig & Record<string, unknown>;

@@ -19,7 +19,7 @@ describe('createMemoryPort', () => {
     const id = await port.create(payload('a'));
     expect(id).toMatch(/^[0-9a-f]{64}$/);
     await port.create(payload('other', 'h2'));
-    expect(await port.list('h1')).toMatchObject([{ id, name: 'machete-echoer-a', instanceId: 'a', tool: 'echoer', version: 2, revision: 5, kind: 'replica', state: 'created', exitCode: null }]);
+    expect(await port.list('h1')).toMatchObject([{ id, name: 'machete-echoer-a-v2', instanceId: 'a', tool: 'echoer', version: 2, revision: 5, kind: 'replica', state: 'created', exitCode: null }]);
 
     await port.start(id);
     expect((await port.list('h1'))[0]).toMatchObject({ state: 'running', exitCode: null });

@@ -30,8 +30,8 @@ function allKeys(v: unknown, out: string[] = []): string[] {
 }
 
 describe('buildCreatePayload', () => {
-  it('names the container machete-<tool>-<instance>', () => {
-    expect(minimal().name).toBe('machete-echoer-inst-1');
+  it('names the container machete-<tool>-<instance>-v<version>', () => {
+    expect(minimal().name).toBe('machete-echoer-inst-1-v4');
   });
 
   it('labels the container with every machete label', () => {

@@ -31,7 +31,8 @@ const MAX_ARG_CHARS = 32_768;
 export const TMPFS_OPTIONS = 'rw,noexec,nosuid,nodev,size=64m';
 export const STOP_TIMEOUT_SECONDS = 10;
 
-export const containerName = (tool: string, instanceId: string): string => `machete-${tool}-${instanceId}`;
+/** The version is part of the name so a rollout can start the new container before retiring the old. */
+export const containerName = (tool: string, instanceId: string, version: number): string => `machete-${tool}-${instanceId}-v${version}`;
 export const toolNetworkName = (tool: string): string => `machete-net-${tool}`;
 
 /** Value of the `machete.spec-hash` label: equal specs hash equal, whatever their key order. */
@@ -137,5 +138,5 @@ export function buildCreatePayload(inst: DesiredInstance, ctx: PayloadContext): 
     Tty: false,
     HostConfig: hostConfigFor(spec, valid.tool, mounts),
   };
-  return { name: containerName(valid.tool, valid.id), body };
+  return { name: containerName(valid.tool, valid.id, valid.version), body };
 }

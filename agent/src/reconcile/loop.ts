@@ -21,7 +21,10 @@ export interface ReconcilerDeps {
   log?: ReconcilerLog;
   /** Engine operations in flight at once (default 8). */
   concurrency?: number;
-  /** Periodic pass, so a lost event costs latency, never correctness (default 10 s). */
+  /**
+   * Periodic pass, so a lost event costs latency, never correctness (default 2 s, like the
+   * kubelet's relist). The engine may emit `die` before its list shows the container exited.
+   */
   resyncMs?: number;
   stopTimeoutSeconds?: number;
   /** Crash-loop backoff between restarts of one instance (1 s doubling to 60 s, reset after 60 s running). */
@@ -167,8 +170,13 @@ function engineActions(port: DockerPort, build: ReconcilerDeps['build'], stopTim
     return payload;
   };
   const launch = async (inst: DesiredInstance, payload: CreatePayload) => {
-    // The image may have been deleted since it was cached; ask again next pass.
-    const id = await port.create(payload).catch((err: unknown) => Promise.reject((imagesPresent.delete(inst.spec.image), err)));
+    let id: string;
+    try {
+      id = await port.create(payload);
+    } catch (err) {
+      imagesPresent.delete(inst.spec.image); // it may have been deleted since cached: ask again next pass
+      throw err;
+    }
     await port.start(id);
   };
   const retire = async (c: ObservedContainer) => {
@@ -355,10 +363,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     start() {
       if (s.started || s.stopped) return;
       s.started = true;
-      // Not re-armed by later events: a steady stream must not postpone the pass forever.
-      const onEvent = () => void (timers.has('debounce') || arm('debounce', EVENT_DEBOUNCE_MS, 'engine event'));
+      // arm() keeps the earlier timer, so a steady event stream cannot postpone the pass forever.
+      const onEvent = () => arm('debounce', EVENT_DEBOUNCE_MS, 'engine event');
       s.unwatch = watchEvents(port, hostId, onEvent, () => trigger('event stream resubscribed'), log);
-      s.resync = setInterval(() => trigger('resync'), deps.resyncMs ?? 10_000);
+      s.resync = setInterval(() => trigger('resync'), deps.resyncMs ?? 2_000);
       trigger('start');
     },
     async stop() {

@@ -3,7 +3,7 @@ import { streamSSE } from 'hono/streaming';
 import type { EventRow } from '../../services/events.ts';
 import type { Deps } from '../deps.ts';
 import { requireAuth } from '../middleware/auth.ts';
-import { errorResponses, EventSchema, json } from '../schemas.ts';
+import { errorResponses, EventSchema } from '../schemas.ts';
 import { router, security } from './common.ts';
 
 const toJson = (e: EventRow) => ({ ...e, at: e.at.toISOString() });
