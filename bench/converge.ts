@@ -2,7 +2,7 @@
  * bench/converge: time for MACHETE to bring N replicas to running, against raw dockerode
  * creating and starting the same containers with concurrency 8, in the same run.
  *
- *   npx tsx bench/converge.ts [N…]        (default: 30 50; ROUNDS=3)
+ *   npx tsx bench/converge.ts [N…]        (default: 30 50; ROUNDS=5)
  *
  * Starts its own isolated dockerd; prints one line per round and a summary with medians and ratios.
  */
@@ -15,7 +15,7 @@ import { TestCluster, waitFor } from '../test/helpers/cluster.ts';
 
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 const Ns = sizes.length ? sizes : [30, 50];
-const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const CONCURRENCY = 8;
 
 async function pool<T>(items: T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
@@ -52,7 +52,7 @@ async function machete(cluster: TestCluster, n: number): Promise<number> {
   const t0 = performance.now();
   const put = await cluster.api('PUT', '/api/v1/tools/bench/deployment', { replicas: n });
   if (put.status !== 200) throw new Error(`scale failed: ${JSON.stringify(put.body)}`);
-  await waitFor(async () => (await cluster.api('GET', '/api/v1/tools/bench/deployment')).body.running === n, `${n} running`, 120_000, 10);
+  await waitFor(async () => (await cluster.api('GET', '/api/v1/tools/bench/deployment')).body.running === n, `${n} running`, 120_000, 25);
   const ms = performance.now() - t0;
   await cluster.api('PUT', '/api/v1/tools/bench/deployment', { replicas: 0 });
   await waitFor(async () => (await cluster.containers(true)).length === 0, 'scaled to zero', 120_000, 50);

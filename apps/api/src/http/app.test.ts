@@ -160,3 +160,11 @@ describe('hosts', () => {
     expect((await api.call('POST', '/api/v1/agent/enroll', { hostName: 'x' })).status).toBe(401);
   });
 });
+
+describe('concurrency', () => {
+  it('creates a tool once when the same name is put concurrently', async () => {
+    const results = await Promise.all(Array.from({ length: 8 }, () => api.call('PUT', '/api/v1/tools/racer', spec)));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 201]);
+    expect((await api.call('GET', '/api/v1/tools/racer')).body.version).toBe(1);
+  });
+});

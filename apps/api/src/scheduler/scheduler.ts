@@ -8,9 +8,10 @@ export const newInstanceId = () => `i${randomBytes(8).toString('hex')}`;
 
 /**
  * Makes one tool's instances match its deployment, inside the caller's transaction.
- * Bumps the revision once when anything changed and returns the hosts whose desired state moved.
+ * Stamps changes with `revision` when the caller already bumped it for this transaction,
+ * else bumps once if anything changed. Returns the hosts whose desired state moved.
  */
-export async function scheduleTool(tx: Tx, tool: string): Promise<Set<string>> {
+export async function scheduleTool(tx: Tx, tool: string, revision?: number): Promise<Set<string>> {
   const touched = new Set<string>();
   // Row lock: two schedulers for the same tool must not both add the missing replicas.
   await tx.select({ name: tools.name }).from(tools).where(eq(tools.name, tool)).for('update');
@@ -39,7 +40,7 @@ export async function scheduleTool(tx: Tx, tool: string): Promise<Set<string>> {
   });
   if (!plan.add.length && !plan.place.length && !plan.update.length && !plan.remove.length) return touched;
 
-  const revision = await bumpRevision(tx);
+  revision ??= await bumpRevision(tx);
   const now = new Date();
   const hostOf = new Map(live.map((i) => [i.id, i.hostId]));
   if (plan.remove.length) {

@@ -2,6 +2,7 @@ import { and, asc, eq, ne } from 'drizzle-orm';
 import { deployments, instances, tools, toolVersions } from '../../../../db/src/index.ts';
 import { invalid, notFound } from '../errors.ts';
 import { scheduleTool } from '../scheduler/scheduler.ts';
+import { bumpRevision } from './revision.ts';
 import type { ServiceDeps } from './deps.ts';
 import { instanceView, type InstanceView } from './instances.ts';
 
@@ -23,11 +24,15 @@ export function createDeploymentService({ db, feed, events }: ServiceDeps) {
           const [v] = await tx.select({ v: toolVersions.version }).from(toolVersions).where(and(eq(toolVersions.tool, tool), eq(toolVersions.version, body.version)));
           if (!v) throw invalid('version', 'no such version of the tool');
         }
+        const [cur] = await tx.select().from(deployments).where(eq(deployments.tool, tool));
+        const version = body.version ?? null;
+        // Same replicas and version: not a change, only a chance to place what is still pending.
+        if (cur && cur.replicas === body.replicas && cur.version === version) return scheduleTool(tx, tool);
         await tx
           .insert(deployments)
           .values({ tool, replicas: body.replicas, version: body.version ?? null })
           .onConflictDoUpdate({ target: deployments.tool, set: { replicas: body.replicas, version: body.version ?? null, updatedAt: new Date() } });
-        return scheduleTool(tx, tool);
+        return scheduleTool(tx, tool, await bumpRevision(tx));
       });
       feed.publish(touched);
       await events.record({ kind: 'audit', actor, action: 'deployment.put', target: tool, outcome: 'ok', data: { replicas: body.replicas, version: body.version ?? null } });

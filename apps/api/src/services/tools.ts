@@ -23,18 +23,19 @@ export function createToolService({ db, feed, events }: ServiceDeps) {
     async put(name: string, spec: ToolSpec, actor: string): Promise<{ status: 'created' | 'updated' | 'unchanged'; tool: ToolView }> {
       const hash = specHash(spec);
       const res = await db.transaction(async (tx) => {
+        // Insert-if-missing, then lock: two concurrent creates of one name serialize instead of colliding.
+        await tx.insert(tools).values({ name, currentVersion: 0 }).onConflictDoNothing();
         const [cur] = await tx.select().from(tools).where(eq(tools.name, name)).for('update');
-        if (cur) {
+        const isNew = !cur || cur.currentVersion === 0;
+        if (!isNew) {
           const [v] = await tx.select().from(toolVersions).where(and(eq(toolVersions.tool, name), eq(toolVersions.version, cur.currentVersion)));
           if (v?.specHash === hash) return { status: 'unchanged' as const, touched: new Set<string>() };
         }
         const version = (cur?.currentVersion ?? 0) + 1;
-        if (!cur) await tx.insert(tools).values({ name, currentVersion: version });
-        else await tx.update(tools).set({ currentVersion: version, updatedAt: new Date() }).where(eq(tools.name, name));
+        await tx.update(tools).set({ currentVersion: version, updatedAt: new Date() }).where(eq(tools.name, name));
         await tx.insert(toolVersions).values({ tool: name, version, spec, specHash: hash });
-        await bumpRevision(tx);
-        const touched = await scheduleTool(tx, name);
-        return { status: cur ? ('updated' as const) : ('created' as const), touched };
+        const touched = await scheduleTool(tx, name, await bumpRevision(tx));
+        return { status: isNew ? ('created' as const) : ('updated' as const), touched };
       });
       feed.publish(res.touched);
       const tool = await this.get(name);
