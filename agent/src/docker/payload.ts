@@ -64,8 +64,8 @@ function labelsFor(inst: DesiredInstance, hostId: string): Record<string, string
 
 /**
  * Secure defaults, none of them negotiable by the spec. Fields left out on purpose:
- * MaskedPaths/ReadonlyPaths (setting them would replace Docker's defaults), Binds
- * (strings; structured Mounts only), PortBindings and CapAdd.
+ * MaskedPaths/ReadonlyPaths (setting them would replace Docker's defaults), bind
+ * strings (structured Mounts only), PortBindings and CapAdd.
  */
 function hostConfigFor(spec: ToolSpec, tool: string, mounts: ReturnType<typeof bindMounts>): Record<string, unknown> {
   const memory = spec.resources.memoryMb * MIB;

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, ne, type SQL } from 'drizzle-orm';
+import { and, asc, eq, ne, sql, type SQL } from 'drizzle-orm';
 import type { InstanceState, InstanceStatus } from '../../../../protocol/src/index.ts';
 import { instances, type Db } from '../../../../db/src/index.ts';
 
@@ -52,21 +52,27 @@ export function createInstanceService(db: Db) {
      */
     async applyStatus(hostId: string, report: InstanceStatus[]): Promise<{ foreign: string[] }> {
       if (!report.length) return { foreign: [] };
-      const owned = await db
-        .select({ id: instances.id })
-        .from(instances)
-        .where(and(eq(instances.hostId, hostId), inArray(instances.id, report.map((r) => r.id))));
-      const mine = new Set(owned.map((o) => o.id));
-      const now = new Date();
-      await db.transaction(async (tx) => {
-        for (const s of report) {
-          if (!mine.has(s.id)) continue;
-          await tx
-            .update(instances)
-            .set({ state: s.state, containerId: s.containerId, exitCode: s.exitCode, restarts: s.restarts, reason: s.reason, runningVersion: s.version, updatedAt: now })
-            .where(eq(instances.id, s.id));
-        }
-      });
+      // One statement for the whole report; the host_id condition is what confines an agent to its own instances.
+      const rows = sql.join(
+        report.map((r) => sql`(${r.id}::text, ${r.state}::text, ${r.containerId}::text, ${r.exitCode}::int, ${r.restarts}::int, ${r.reason}::text, ${r.version}::int)`),
+        sql`, `,
+      );
+      const v = sql`(values ${rows}) as v(id, state, container_id, exit_code, restarts, reason, running_version)`;
+      const updated = await db
+        .update(instances)
+        .set({
+          state: sql`v.state`,
+          containerId: sql`v.container_id`,
+          exitCode: sql`v.exit_code`,
+          restarts: sql`v.restarts`,
+          reason: sql`v.reason`,
+          runningVersion: sql`v.running_version`,
+          updatedAt: sql`now()`,
+        })
+        .from(v)
+        .where(and(eq(instances.id, sql`v.id`), eq(instances.hostId, hostId)))
+        .returning({ id: instances.id });
+      const mine = new Set(updated.map((u) => u.id));
       return { foreign: report.filter((r) => !mine.has(r.id)).map((r) => r.id) };
     },
   };
