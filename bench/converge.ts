@@ -4,13 +4,17 @@
  *
  *   npx tsx bench/converge.ts [N…]        (default: 30 50; ROUNDS=5)
  *
- * Starts its own isolated dockerd; prints one line per round and a summary with medians and ratios.
+ * Starts its own isolated dockerd and PostgreSQL (the production database; PGlite runs inside
+ * the control-plane process and would compete with the agent for its event loop); prints one
+ * line per round and a summary with medians and ratios. MACHETE's time runs from the
+ * PUT of the deployment until its API reports N replicas running (polled every 50 ms).
  */
 import Docker from 'dockerode';
 import { buildCreatePayload } from '../agent/src/docker/payload.ts';
 import { ToolSpecSchema, type DesiredInstance } from '../protocol/src/index.ts';
 import { startDockerd } from '../test/harness/dockerd.ts';
 import { ensureTestImage } from '../test/harness/image.ts';
+import { startPostgres } from '../test/harness/postgres.ts';
 import { TestCluster, waitFor } from '../test/helpers/cluster.ts';
 
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
@@ -52,7 +56,7 @@ async function machete(cluster: TestCluster, n: number): Promise<number> {
   const t0 = performance.now();
   const put = await cluster.api('PUT', '/api/v1/tools/bench/deployment', { replicas: n });
   if (put.status !== 200) throw new Error(`scale failed: ${JSON.stringify(put.body)}`);
-  await waitFor(async () => (await cluster.api('GET', '/api/v1/tools/bench/deployment')).body.running === n, `${n} running`, 120_000, 25);
+  await waitFor(async () => (await cluster.api('GET', '/api/v1/tools/bench/deployment')).body.running === n, `${n} running`, 120_000, 50);
   const ms = performance.now() - t0;
   await cluster.api('PUT', '/api/v1/tools/bench/deployment', { replicas: 0 });
   await waitFor(async () => (await cluster.containers(true)).length === 0, 'scaled to zero', 120_000, 50);
@@ -63,10 +67,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main() {
   const engine = await startDockerd({ name: 'bench' });
-  const cluster = new TestCluster({ dockerSocket: engine.socketPath });
+  const pg = await startPostgres();
+  const cluster = new TestCluster({ dockerSocket: engine.socketPath, databaseUrl: pg.url });
   try {
     const image = await ensureTestImage(engine.socketPath);
-    const docker = new Docker({ socketPath: engine.socketPath });
+    const docker = new Docker({ socketPath: engine.socketPath, timeout: 60_000 });
     await cluster.startServer();
     await cluster.startAgent();
     await waitFor(async () => (await cluster.api('GET', '/api/v1/hosts')).body.find((h: any) => h.status === 'ready'), 'host ready');
@@ -86,9 +91,13 @@ async function main() {
       summary.push(`N=${n}: raw dockerode (concurrency ${CONCURRENCY}) median ${median(r).toFixed(0)} ms, MACHETE median ${median(m).toFixed(0)} ms, ratio ${ratio.toFixed(3)}`);
     }
     console.log('\n' + summary.join('\n'));
+  } catch (err) {
+    console.error('bench failed:', err);
+    throw err;
   } finally {
     await cluster.close();
     await engine.stop();
+    await pg.stop();
   }
 }
 

@@ -3,7 +3,8 @@ import { INSTANCE_KINDS } from './labels.ts';
 import { LabelMapSchema, ToolNameSchema, ToolSpecSchema } from './toolSpec.ts';
 
 /** Largest frame either side accepts; larger frames close the connection (1009). */
-export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
+// Sized for an invocation result: two 1 MiB outputs, JSON-escaped in the worst case.
+export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
 const Id = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
 const Revision = z.number().int().min(0);
@@ -36,6 +37,38 @@ export const InstanceStatusSchema = z.strictObject({
 });
 export type InstanceStatus = z.infer<typeof InstanceStatusSchema>;
 
+export const INVOCATION_STATUSES = ['succeeded', 'failed', 'timeout', 'cancelled'] as const;
+export type InvocationStatus = (typeof INVOCATION_STATUSES)[number];
+
+/** One run-once request for an agent. `args` are appended to the command as an argument array. */
+export const InvocationRequestSchema = z.strictObject({
+  id: Id,
+  tool: ToolNameSchema,
+  version: z.number().int().min(1),
+  spec: ToolSpecSchema,
+  args: z.array(z.string().max(32_768).refine((s) => !s.includes('\0'), 'must not contain NUL')).max(256),
+  /** Written to the process's stdin, then closed; null: stdin is closed at once. */
+  stdin: z.string().max(1024 * 1024).nullable(),
+  timeoutSeconds: z.number().int().min(1).max(86_400),
+  /** Cap per stream; past it output is discarded and `truncated` is set. */
+  maxOutputBytes: z.number().int().min(1).max(64 * 1024 * 1024),
+});
+export type InvocationRequest = z.infer<typeof InvocationRequestSchema>;
+
+export const InvocationResultSchema = z.strictObject({
+  id: Id,
+  status: z.enum(INVOCATION_STATUSES),
+  exitCode: z.number().int().nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  truncated: z.boolean(),
+  durationMs: z.number().int().min(0),
+  containerId: z.string().max(128).nullable(),
+  /** Why it failed before or outside the process (policy refusal, image missing, engine error, OOM). */
+  reason: z.string().max(1024).nullable(),
+});
+export type InvocationResult = z.infer<typeof InvocationResultSchema>;
+
 export const CapacitySchema = z.strictObject({
   cpus: z.number().min(0),
   memoryMb: z.number().int().min(0),
@@ -61,8 +94,9 @@ export const StatusFrame = z.strictObject({
   instances: z.array(InstanceStatusSchema).max(10_000),
 });
 export const HeartbeatFrame = z.strictObject({ type: z.literal('heartbeat'), at: z.number().int() });
+export const InvocationResultFrame = z.strictObject({ type: z.literal('invocationResult'), result: InvocationResultSchema });
 
-export const AgentFrameSchema = z.discriminatedUnion('type', [HelloFrame, StatusFrame, HeartbeatFrame]);
+export const AgentFrameSchema = z.discriminatedUnion('type', [HelloFrame, StatusFrame, HeartbeatFrame, InvocationResultFrame]);
 export type AgentFrame = z.infer<typeof AgentFrameSchema>;
 export type Hello = z.infer<typeof HelloFrame>;
 export type Status = z.infer<typeof StatusFrame>;
@@ -94,7 +128,12 @@ export const ErrorFrame = z.strictObject({
   message: z.string().max(1024),
 });
 
-export const ServerFrameSchema = z.discriminatedUnion('type', [WelcomeFrame, SnapshotFrame, DeltaFrame, HeartbeatFrame, ErrorFrame]);
+/** Run a tool once; the agent answers with an invocationResult frame for the same id. */
+export const InvokeFrame = z.strictObject({ type: z.literal('invoke'), invocation: InvocationRequestSchema });
+/** Kill a running invocation; its result comes back with status `cancelled`. */
+export const CancelFrame = z.strictObject({ type: z.literal('cancel'), id: Id });
+
+export const ServerFrameSchema = z.discriminatedUnion('type', [WelcomeFrame, SnapshotFrame, DeltaFrame, HeartbeatFrame, ErrorFrame, InvokeFrame, CancelFrame]);
 export type ServerFrame = z.infer<typeof ServerFrameSchema>;
 export type Snapshot = z.infer<typeof SnapshotFrame>;
 export type Delta = z.infer<typeof DeltaFrame>;

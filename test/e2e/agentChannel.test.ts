@@ -1,41 +1,12 @@
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION, type ServerFrame } from '../../protocol/src/index.ts';
 import { TestCluster, waitFor } from '../helpers/cluster.ts';
+import { enrollFake, FakeAgent } from '../helpers/fakeAgent.ts';
 
 // The agent channel over a real WebSocket, with a hand-driven agent (no engine needed).
 let cluster: TestCluster;
 const WS = () => `${cluster.url.replace('http', 'ws')}/api/v1/agent/connect`;
-
-/** Every fake host is labelled role=<name>, so tests can pin placements to their own host. */
-async function enroll(name: string): Promise<{ hostId: string; token: string }> {
-  const join = await cluster.server!.mintJoinToken();
-  const res = await fetch(`${cluster.url}/api/v1/agent/enroll`, { method: 'POST', headers: { authorization: `Bearer ${join}`, 'content-type': 'application/json' }, body: JSON.stringify({ hostName: name, labels: { role: name } }) });
-  return (await res.json()) as { hostId: string; token: string };
-}
-
-class FakeAgent {
-  frames: ServerFrame[] = [];
-  closed: { code: number; reason: string } | null = null;
-  constructor(readonly ws: WebSocket) {
-    ws.on('message', (d) => this.frames.push(JSON.parse(d.toString())));
-    ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
-  }
-  static async connect(token: string): Promise<FakeAgent> {
-    const ws = new WebSocket(WS(), { headers: { authorization: `Bearer ${token}` } });
-    await new Promise((res, rej) => (ws.once('open', res), ws.once('error', rej)));
-    return new FakeAgent(ws);
-  }
-  send(o: unknown) {
-    this.ws.send(typeof o === 'string' ? o : JSON.stringify(o));
-  }
-  hello(lastRevision = 0) {
-    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, agentVersion: 'test', hostName: 'fake', labels: {}, capacity: { cpus: 1, memoryMb: 512 }, lastRevision });
-  }
-  async next<T extends ServerFrame['type']>(type: T): Promise<Extract<ServerFrame, { type: T }>> {
-    return (await waitFor(async () => this.frames.find((f) => f.type === type), `${type} frame`, 5000, 10)) as Extract<ServerFrame, { type: T }>;
-  }
-}
+const enroll = (name: string) => enrollFake(cluster, name);
 
 async function upgradeStatus(headers: Record<string, string>): Promise<number> {
   const ws = new WebSocket(WS(), { headers });
@@ -67,7 +38,7 @@ describe('agent channel', () => {
   it('answers hello with welcome and a snapshot of the host desired state', async () => {
     const a = await enroll('snap');
     await cluster.api('PUT', '/api/v1/tools/chan', { image: 'machete/busybox:test', command: ['sleep', '1'], placement: { labels: { role: 'snap' } } });
-    const agent = await FakeAgent.connect(a.token);
+    const agent = await FakeAgent.connect(cluster, a.token);
     agent.hello();
     expect((await agent.next('welcome')).hostId).toBe(a.hostId);
     expect((await agent.next('snapshot')).instances).toEqual([]);
@@ -82,7 +53,7 @@ describe('agent channel', () => {
 
   it('refuses bad frames without dropping the server', async () => {
     const a = await enroll('bad-frames');
-    const agent = await FakeAgent.connect(a.token);
+    const agent = await FakeAgent.connect(cluster, a.token);
     agent.hello();
     await agent.next('snapshot');
     agent.send('not json');
@@ -96,7 +67,7 @@ describe('agent channel', () => {
   it('applies status reports in sequence order and ignores replays', async () => {
     const a = await enroll('seq');
     await cluster.api('PUT', '/api/v1/tools/seqtool', { image: 'machete/busybox:test', placement: { labels: { role: 'seq' } } });
-    const agent = await FakeAgent.connect(a.token);
+    const agent = await FakeAgent.connect(cluster, a.token);
     agent.hello();
     await agent.next('snapshot');
     await waitFor(async () => (await cluster.api('GET', `/api/v1/hosts/${a.hostId}`)).body.status === 'ready', 'ready');
@@ -114,7 +85,7 @@ describe('agent channel', () => {
 
   it('refuses and audits reports about instances placed on another host', async () => {
     const a = await enroll('liar');
-    const agent = await FakeAgent.connect(a.token);
+    const agent = await FakeAgent.connect(cluster, a.token);
     agent.hello();
     await agent.next('snapshot');
     const other = (await cluster.api('GET', '/api/v1/instances?tool=seqtool')).body.find((i: any) => i.hostId !== a.hostId);
@@ -128,10 +99,10 @@ describe('agent channel', () => {
 
   it('keeps the newer of two connections for one host', async () => {
     const a = await enroll('twin');
-    const first = await FakeAgent.connect(a.token);
+    const first = await FakeAgent.connect(cluster, a.token);
     first.hello();
     await first.next('snapshot');
-    const second = await FakeAgent.connect(a.token);
+    const second = await FakeAgent.connect(cluster, a.token);
     second.hello();
     await second.next('snapshot');
     await waitFor(async () => first.closed, 'first closed');
@@ -142,11 +113,11 @@ describe('agent channel', () => {
 
   it('resumes with a delta from the revision the agent last applied', async () => {
     const a = await enroll('resume');
-    const agent = await FakeAgent.connect(a.token);
+    const agent = await FakeAgent.connect(cluster, a.token);
     agent.hello();
     const snap = await agent.next('snapshot');
     agent.ws.close();
-    const again = await FakeAgent.connect(a.token);
+    const again = await FakeAgent.connect(cluster, a.token);
     again.hello(snap.revision);
     const delta = await again.next('delta');
     expect(delta.fromRevision).toBe(snap.revision);

@@ -94,14 +94,18 @@ export class TestCluster {
     this.agent = null;
   }
 
-  async api(method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
+  async api(method: string, p: string, body?: unknown, token?: string): Promise<{ status: number; body: any }> {
     const res = await fetch(`${this.url}${p}`, {
       method,
-      headers: { authorization: `Bearer ${this.admin}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: { authorization: `Bearer ${token ?? this.admin}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null };
+  }
+
+  async token(role: 'admin' | 'operator' | 'viewer' | 'invoker'): Promise<string> {
+    return (await this.server!.tokens.issue({ kind: 'user', role, ttlSeconds: 3600 })).token;
   }
 
   /** MACHETE containers of this cluster's host on the engine. */

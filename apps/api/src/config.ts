@@ -43,6 +43,13 @@ const EnvSchema = z.object({
   MACHETE_HEARTBEAT_GRACE_SECONDS: int(30, 1, 86_400),
   /** pino log level. */
   MACHETE_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Invocations running at once per tool / per host; beyond them, 429. */
+  MACHETE_INVOKE_MAX_PER_TOOL: int(32, 1, 100_000),
+  MACHETE_INVOKE_MAX_PER_HOST: int(16, 1, 100_000),
+  /** Cap of stdout and of stderr per invocation, in bytes. */
+  MACHETE_INVOKE_MAX_OUTPUT_BYTES: int(1024 * 1024, 1024, 1024 * 1024),
+  /** Finished invocations are deleted after this many hours. */
+  MACHETE_INVOCATION_RETENTION_HOURS: int(24, 1, 24 * 365),
 });
 
 export interface ApiConfig {
@@ -56,6 +63,7 @@ export interface ApiConfig {
   readonly heartbeatMs: number;
   readonly heartbeatGraceSeconds: number;
   readonly logLevel: string;
+  readonly invocations: { readonly maxPerTool: number; readonly maxPerHost: number; readonly maxOutputBytes: number; readonly retentionHours: number };
 }
 
 /** Reads the environment once. Throws a readable error naming the bad variable. */
@@ -80,5 +88,11 @@ export function loadConfig(env: Record<string, string | undefined>): ApiConfig {
     heartbeatMs: e.MACHETE_HEARTBEAT_MS,
     heartbeatGraceSeconds: e.MACHETE_HEARTBEAT_GRACE_SECONDS,
     logLevel: e.MACHETE_LOG_LEVEL,
+    invocations: Object.freeze({
+      maxPerTool: e.MACHETE_INVOKE_MAX_PER_TOOL,
+      maxPerHost: e.MACHETE_INVOKE_MAX_PER_HOST,
+      maxOutputBytes: e.MACHETE_INVOKE_MAX_OUTPUT_BYTES,
+      retentionHours: e.MACHETE_INVOCATION_RETENTION_HOURS,
+    }),
   });
 }

@@ -37,7 +37,7 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
   const { key, generated } = loadSigningKey(config.secretKey.file, config.secretKey.generateIfMissing);
   if (generated) log.info({ path: config.secretKey.file }, 'generated signing key');
   const database = await createDb(config.database.driver === 'postgres' ? { driver: 'postgres', url: config.database.url } : { driver: 'pglite', dataDir: config.database.dataDir });
-  const { deps, hub, feed } = wire({ db: database.db, key, log, heartbeatMs: config.heartbeatMs });
+  const { deps, hub, feed } = wire({ db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations });
   const { db, tokens, events, services } = deps;
   await writeAdminToken(config, tokens, log);
 
@@ -61,6 +61,7 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
     try {
       await services.hosts.markSilentDown(config.heartbeatGraceSeconds, hub.connectedHosts());
       feed.publish(await scheduleAll(db));
+      await services.invocations.sweep();
     } catch (err) {
       log.error({ err }, 'sweep failed');
     } finally {

@@ -8,24 +8,33 @@ import { createDeploymentService } from './services/deployments.ts';
 import { EventLog } from './services/events.ts';
 import { createHostService } from './services/hosts.ts';
 import { createInstanceService } from './services/instances.ts';
+import { createInvocationService, type InvocationLimits } from './services/invocations.ts';
 import { createToolService } from './services/tools.ts';
 
 export const VERSION = '0.1.0';
 
 /** Builds every service once, around one database and one signing key. */
-export function wire(opts: { db: Db; key: Uint8Array; log: Logger; heartbeatMs: number; feed?: ChangeFeed }): { deps: Deps; hub: AgentHub; feed: ChangeFeed } {
+export const DEFAULT_INVOCATION_LIMITS: InvocationLimits = { maxPerTool: 32, maxPerHost: 16, maxOutputBytes: 1024 * 1024, retentionHours: 24 };
+
+export function wire(opts: { db: Db; key: Uint8Array; log: Logger; heartbeatMs: number; feed?: ChangeFeed; invocationLimits?: InvocationLimits }): { deps: Deps; hub: AgentHub; feed: ChangeFeed } {
   const { db, log } = opts;
   const tokens = createTokenService(db, opts.key);
   const events = new EventLog(db);
   const feed = opts.feed ?? createLocalChangeFeed();
   const sd = { db, feed, events };
+  const tools = createToolService(sd);
+  // The hub delivers invocations and the service completes them: each reaches the other lazily.
+  let hub: AgentHub | null = null;
+  const invocations = createInvocationService(sd, tools, opts.invocationLimits ?? DEFAULT_INVOCATION_LIMITS, () => hub!, log);
   const services = {
-    tools: createToolService(sd),
+    tools,
+    invocations,
     deployments: createDeploymentService(sd),
     hosts: createHostService(sd, tokens),
     instances: createInstanceService(db),
   };
-  const hub = new AgentHub({ db, feed, events, hosts: services.hosts, instances: services.instances, log, heartbeatMs: opts.heartbeatMs });
-  const deps: Deps = { db, log, tokens, events, services, connectedHosts: () => hub.connectedHosts(), version: VERSION };
-  return { deps, hub, feed };
+  hub = new AgentHub({ db, feed, events, hosts: services.hosts, instances: services.instances, log, heartbeatMs: opts.heartbeatMs, completeInvocation: (h, r) => invocations.complete(h, r) });
+  const theHub = hub;
+  const deps: Deps = { db, log, tokens, events, services, connectedHosts: () => theHub.connectedHosts(), version: VERSION };
+  return { deps, hub: theHub, feed };
 }

@@ -5,3 +5,4 @@ export * from './instances.ts';
 export * from './revision.ts';
 export * from './tokens.ts';
 export * from './tools.ts';
+export * from './invocations.ts';

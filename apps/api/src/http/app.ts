@@ -9,6 +9,7 @@ import { agentRoutes } from './routes/agent.ts';
 import { eventRoutes } from './routes/events.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { instanceRoutes } from './routes/instances.ts';
+import { invocationRoutes } from './routes/invocations.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { toolRoutes } from './routes/tools.ts';
 
@@ -39,6 +40,7 @@ export function createApp(d: Deps) {
   v1.route('/', hostRoutes(d));
   v1.route('/', tokenRoutes(d));
   v1.route('/', instanceRoutes(d));
+  v1.route('/', invocationRoutes(d));
   v1.route('/', eventRoutes(d));
   v1.route('/', agentRoutes(d));
   app.route('/api/v1', v1);

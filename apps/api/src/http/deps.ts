@@ -5,6 +5,7 @@ import type { DeploymentService } from '../services/deployments.ts';
 import type { EventLog } from '../services/events.ts';
 import type { HostService } from '../services/hosts.ts';
 import type { InstanceService } from '../services/instances.ts';
+import type { InvocationService } from '../services/invocations.ts';
 import type { ToolService } from '../services/tools.ts';
 
 /** What createApp needs; built once by server.ts (or by a test). */
@@ -18,6 +19,7 @@ export interface Deps {
     deployments: DeploymentService;
     hosts: HostService;
     instances: InstanceService;
+    invocations: InvocationService;
   };
   /** Hosts with a live agent connection (health and metrics). */
   connectedHosts(): Set<string>;

@@ -96,3 +96,30 @@ export const EventSchema = z
     data: z.record(z.string(), z.unknown()).nullable(),
   })
   .openapi('Event');
+
+export const InvokeBody = z
+  .strictObject({
+    args: z.array(z.string().max(32_768).refine((s) => !s.includes('\0'), 'must not contain NUL')).max(256).optional(),
+    stdin: z.string().max(1024 * 1024).optional(),
+    env: ToolSpecSchema.shape.env.optional(),
+    timeoutSeconds: z.number().int().min(1).max(86_400).optional(),
+    wait: z.boolean().optional(),
+  })
+  .openapi('InvokeRequest', { example: { args: ['--name', 'world'], stdin: 'hello', wait: true } });
+export const InvocationSchema = z
+  .object({
+    id: z.string(),
+    tool: z.string(),
+    version: z.number().int(),
+    status: z.enum(['running', 'succeeded', 'failed', 'timeout', 'cancelled']),
+    exitCode: z.number().int().nullable(),
+    stdout: z.string(),
+    stderr: z.string(),
+    truncated: z.boolean(),
+    durationMs: z.number().int().nullable(),
+    hostId: z.string().nullable(),
+    reason: z.string().nullable(),
+    createdAt: z.string(),
+    finishedAt: z.string().nullable(),
+  })
+  .openapi('Invocation');

@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import { PROTOCOL_VERSION, type Hello, type Status } from '../../../../protocol/src/index.ts';
+import { PROTOCOL_VERSION, type Hello, type InvocationResult, type ServerFrame, type Status } from '../../../../protocol/src/index.ts';
 import type { Db } from '../../../../db/src/index.ts';
 import type { Logger } from '../logger.ts';
 import type { ChangeFeed } from '../services/changeFeed.ts';
@@ -18,6 +18,8 @@ export interface HubDeps {
   instances: InstanceService;
   log: Logger;
   heartbeatMs: number;
+  /** Where agents' invocation results go (the invocation service). */
+  completeInvocation: (hostId: string, result: InvocationResult) => Promise<'ok' | 'foreign' | 'stale'>;
 }
 
 /** Holds agent sessions, one per host, and keeps each agent's desired state current. */
@@ -33,7 +35,13 @@ export class AgentHub {
   }
 
   connectedHosts(): Set<string> {
-    return new Set(this.sessions.keys());
+    return new Set([...this.sessions.entries()].filter(([, s]) => s.ready && !s.closed).map(([id]) => id));
+  }
+
+  /** Sends a frame to the host's live session; false when it has none. */
+  send(hostId: string, frame: ServerFrame): boolean {
+    const s = this.sessions.get(hostId);
+    return !!s && s.ready && s.send(frame);
   }
 
   /** Takes over an authenticated socket. A newer connection for the same host wins; the older is closed. */
@@ -68,6 +76,12 @@ export class AgentHub {
           reason: 'reported instances not placed on this host',
           data: { instances: foreign.slice(0, 20) },
         });
+      }
+    },
+    onInvocationResult: async (s: AgentSession, result: InvocationResult) => {
+      const outcome = await this.d.completeInvocation(s.hostId, result);
+      if (outcome === 'foreign') {
+        await this.d.events.record({ kind: 'audit', actor: `host:${s.hostId}`, action: 'agent.invocationResult', target: result.id, outcome: 'refused', reason: 'invocation not placed on this host' });
       }
     },
     onHeartbeat: async (s: AgentSession) => {

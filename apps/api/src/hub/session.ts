@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import { parseAgentFrame, PROTOCOL_VERSION, type Hello, type ServerFrame, type Status } from '../../../../protocol/src/index.ts';
+import { parseAgentFrame, PROTOCOL_VERSION, type Hello, type InvocationResult, type ServerFrame, type Status } from '../../../../protocol/src/index.ts';
 import type { Logger } from '../logger.ts';
 
 /** Send-buffer cap: an agent that stops reading is closed rather than buffered forever. */
@@ -10,6 +10,7 @@ export interface SessionHandlers {
   onHello(s: AgentSession, hello: Hello): Promise<void>;
   onStatus(s: AgentSession, status: Status): Promise<void>;
   onHeartbeat(s: AgentSession): Promise<void>;
+  onInvocationResult(s: AgentSession, result: InvocationResult): Promise<void>;
   onClose(s: AgentSession): void;
 }
 
@@ -74,6 +75,7 @@ export class AgentSession {
       return this.handlers.onStatus(this, f);
     }
     if (f.type === 'heartbeat') return this.handlers.onHeartbeat(this);
+    if (f.type === 'invocationResult') return this.handlers.onInvocationResult(this, f.result);
     this.send({ type: 'error', code: 'unexpected_frame', message: 'hello already received' });
   }
 

@@ -1,0 +1,215 @@
+import { randomBytes } from 'node:crypto';
+import { and, eq, inArray, lt, sql } from 'drizzle-orm';
+import { ToolSpecSchema, type InvocationRequest, type InvocationResult } from '../../../../protocol/src/index.ts';
+import { hosts, invocations } from '../../../../db/src/index.ts';
+import type { Principal } from '../auth/tokens.ts';
+import { invalid, MacheteError, notFound } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { eligible } from '../scheduler/place.ts';
+import type { ServiceDeps } from './deps.ts';
+import type { ToolService } from './tools.ts';
+
+/** How the service reaches agents (the hub); a function so the two can be built in either order. */
+export interface InvocationTransport {
+  connectedHosts(): Set<string>;
+  send(hostId: string, frame: { type: 'invoke'; invocation: InvocationRequest } | { type: 'cancel'; id: string }): boolean;
+}
+
+export interface InvocationLimits {
+  maxPerTool: number;
+  maxPerHost: number;
+  maxOutputBytes: number;
+  retentionHours: number;
+}
+
+export interface InvokeInput {
+  args?: string[] | undefined;
+  stdin?: string | undefined;
+  env?: Record<string, string> | undefined;
+  timeoutSeconds?: number | undefined;
+}
+
+export type InvocationView = {
+  id: string;
+  tool: string;
+  version: number;
+  status: string;
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+  durationMs: number | null;
+  hostId: string | null;
+  reason: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+};
+
+/** A result is owed within the tool's timeout; past it plus this grace the invocation is failed. */
+const RESULT_GRACE_MS = 30_000;
+
+export function createInvocationService(
+  { db, events }: ServiceDeps,
+  tools: ToolService,
+  limits: InvocationLimits,
+  transport: () => InvocationTransport,
+  log: Logger,
+) {
+  const perTool = new Map<string, number>();
+  const perHost = new Map<string, number>();
+  const live = new Map<string, { tool: string; hostId: string }>();
+  const waiters = new Map<string, ((v: InvocationView) => void)[]>();
+  const bump = (m: Map<string, number>, k: string, d: number) => m.set(k, Math.max(0, (m.get(k) ?? 0) + d));
+
+  function release(id: string): void {
+    const l = live.get(id);
+    if (!l) return;
+    live.delete(id);
+    bump(perTool, l.tool, -1);
+    bump(perHost, l.hostId, -1);
+  }
+
+  /** Picks a connected, ready host for the tool with the fewest running invocations; 429 past the limits. */
+  async function place(tool: string, labels: Record<string, string>): Promise<string> {
+    const connected = transport().connectedHosts();
+    const rows = await db.select({ id: hosts.id, status: hosts.status, schedulable: hosts.schedulable, labels: hosts.labels }).from(hosts);
+    const candidates = rows.filter((h) => connected.has(h.id) && eligible({ ...h, load: 0 }, labels));
+    if (!candidates.length) throw new MacheteError('unavailable', 'no connected host matches the tool placement');
+    if ((perTool.get(tool) ?? 0) >= limits.maxPerTool) throw new MacheteError('rate_limited', 'too many running invocations of this tool');
+    const free = candidates.filter((h) => (perHost.get(h.id) ?? 0) < limits.maxPerHost);
+    if (!free.length) throw new MacheteError('rate_limited', 'every eligible host is at its invocation limit');
+    free.sort((a, b) => (perHost.get(a.id) ?? 0) - (perHost.get(b.id) ?? 0) || a.id.localeCompare(b.id));
+    return free[0]!.id;
+  }
+
+  const svc = {
+    /** Starts an invocation; resolves with its id once the agent has been asked to run it. */
+    async start(name: string, input: InvokeInput, who: Principal): Promise<string> {
+      const tool = await tools.get(name);
+      const merged = ToolSpecSchema.safeParse({ ...tool.spec, env: { ...tool.spec.env, ...(input.env ?? {}) } });
+      if (!merged.success) throw invalid('env', merged.error.issues[0]?.message ?? 'invalid');
+      const spec = merged.data;
+      const timeoutSeconds = Math.min(input.timeoutSeconds ?? spec.timeoutSeconds, spec.timeoutSeconds);
+      // Placement and counting happen with no await in between, so two requests cannot both take the last slot.
+      const hostId = await place(name, spec.placement.labels);
+      if ((perTool.get(name) ?? 0) >= limits.maxPerTool || (perHost.get(hostId) ?? 0) >= limits.maxPerHost) {
+        throw new MacheteError('rate_limited', 'invocation limit reached');
+      }
+      const id = `v${randomBytes(8).toString('hex')}`;
+      live.set(id, { tool: name, hostId });
+      bump(perTool, name, 1);
+      bump(perHost, hostId, 1);
+      try {
+        await db.insert(invocations).values({ id, tool: name, version: tool.version, hostId, status: 'running', actorTokenId: who.tokenId, args: input.args ?? [], timeoutSeconds });
+      } catch (err) {
+        release(id);
+        throw err;
+      }
+      const req: InvocationRequest = { id, tool: name, version: tool.version, spec, args: input.args ?? [], stdin: input.stdin ?? null, timeoutSeconds, maxOutputBytes: limits.maxOutputBytes };
+      if (!transport().send(hostId, { type: 'invoke', invocation: req })) {
+        await svc.finish(id, { status: 'failed', reason: 'host not connected' });
+      }
+      return id;
+    },
+
+    /** Resolves when the invocation has a final status (or at once if it has). */
+    async wait(id: string, who: Principal): Promise<InvocationView> {
+      const pending = new Promise<InvocationView>((resolve) => waiters.set(id, [...(waiters.get(id) ?? []), resolve]));
+      const now = await svc.get(id, who);
+      if (now.status !== 'running') {
+        waiters.delete(id);
+        return now;
+      }
+      return pending;
+    },
+
+    async get(id: string, who: Principal): Promise<InvocationView> {
+      const [row] = await db.select().from(invocations).where(eq(invocations.id, id));
+      // An invoker sees only its own invocations; others' do not exist for it.
+      if (!row || (who.role === 'invoker' && row.actorTokenId !== who.tokenId)) throw notFound('invocation');
+      return view(row);
+    },
+
+    /** Asks the agent to kill it; the agent's result (status cancelled) finishes it. */
+    async cancel(id: string, who: Principal): Promise<InvocationView> {
+      const cur = await svc.get(id, who);
+      if (cur.status !== 'running') return cur;
+      if (!cur.hostId || !transport().send(cur.hostId, { type: 'cancel', id })) {
+        await svc.finish(id, { status: 'cancelled', reason: 'cancelled; host not connected' });
+      }
+      await events.record({ kind: 'audit', actor: `token:${who.tokenId}`, action: 'invocation.cancel', target: id, outcome: 'ok' });
+      return Promise.race([svc.wait(id, who), new Promise<InvocationView>((r) => setTimeout(() => r(svc.get(id, who)), 10_000).unref())]);
+    },
+
+    /** A result from an agent. Only the host the invocation was placed on may report it. */
+    async complete(hostId: string, r: InvocationResult): Promise<'ok' | 'foreign' | 'stale'> {
+      const [row] = await db.select({ hostId: invocations.hostId, status: invocations.status }).from(invocations).where(eq(invocations.id, r.id));
+      if (!row || row.hostId !== hostId) return 'foreign';
+      if (row.status !== 'running') return 'stale';
+      await svc.finish(r.id, r);
+      return 'ok';
+    },
+
+    /** Writes the final state once (a second finish is a no-op) and wakes the waiters. */
+    async finish(id: string, r: Partial<InvocationResult> & { status: string }): Promise<void> {
+      const cap = (s: string | undefined) => (s ?? '').slice(0, limits.maxOutputBytes);
+      const [row] = await db
+        .update(invocations)
+        .set({
+          status: r.status,
+          exitCode: r.exitCode ?? null,
+          stdout: cap(r.stdout),
+          stderr: cap(r.stderr),
+          truncated: r.truncated ?? false,
+          durationMs: r.durationMs ?? null,
+          reason: r.reason ?? null,
+          finishedAt: new Date(),
+        })
+        .where(and(eq(invocations.id, id), eq(invocations.status, 'running')))
+        .returning();
+      release(id);
+      if (!row) return;
+      const v = view(row);
+      for (const w of waiters.get(id) ?? []) w(v);
+      waiters.delete(id);
+      void events
+        .record({ kind: 'lifecycle', actor: row.hostId ? `host:${row.hostId}` : 'system', action: 'invocation.finish', target: id, outcome: r.status === 'succeeded' ? 'ok' : 'error', reason: r.reason ?? null, data: { tool: row.tool, status: r.status, exitCode: r.exitCode ?? null } })
+        .catch((err) => log.error({ err }, 'recording an invocation event failed'));
+    },
+
+    /** Deadlines, lost hosts and retention. */
+    async sweep(now = Date.now()): Promise<void> {
+      const overdue = await db
+        .select({ id: invocations.id })
+        .from(invocations)
+        .where(and(eq(invocations.status, 'running'), lt(sql`${invocations.createdAt} + make_interval(secs => ${invocations.timeoutSeconds})`, new Date(now - RESULT_GRACE_MS))));
+      for (const o of overdue) await svc.finish(o.id, { status: 'failed', reason: 'no result from the host before the deadline' });
+      const down = await db.select({ id: hosts.id }).from(hosts).where(eq(hosts.status, 'down'));
+      if (down.length) {
+        const lost = await db.select({ id: invocations.id }).from(invocations).where(and(eq(invocations.status, 'running'), inArray(invocations.hostId, down.map((d) => d.id))));
+        for (const l of lost) await svc.finish(l.id, { status: 'failed', reason: 'host lost' });
+      }
+      await db.delete(invocations).where(and(sql`${invocations.status} <> 'running'`, lt(invocations.finishedAt, new Date(now - limits.retentionHours * 3_600_000))));
+    },
+  };
+  return svc;
+}
+export type InvocationService = ReturnType<typeof createInvocationService>;
+
+function view(r: typeof invocations.$inferSelect): InvocationView {
+  return {
+    id: r.id,
+    tool: r.tool,
+    version: r.version,
+    status: r.status,
+    exitCode: r.exitCode,
+    stdout: r.stdout ?? '',
+    stderr: r.stderr ?? '',
+    truncated: r.truncated,
+    durationMs: r.durationMs,
+    hostId: r.hostId,
+    reason: r.reason,
+    createdAt: r.createdAt.toISOString(),
+    finishedAt: r.finishedAt?.toISOString() ?? null,
+  };
+}
