@@ -38,7 +38,12 @@ async function serve(): Promise<number> {
       stateDir: path.join(cfg.api.dataDir, 'agent'),
       joinToken: await server.mintJoinToken(),
     });
-    agent = await startAgent(agentCfg, { log: server.log.child({ component: 'agent' }) });
+    try {
+      agent = await startAgent(agentCfg, { log: server.log.child({ component: 'agent' }) });
+    } catch (err) {
+      // The control plane stays useful without its local agent (remote agents can still join).
+      server.log.error({ err: (err as Error).message }, 'local agent did not start');
+    }
   }
   await untilSignal();
   server.log.info('shutting down');
@@ -55,7 +60,13 @@ async function agent(): Promise<number> {
     console.error(`machete agent: ${(err as Error).message}`);
     return 2;
   }
-  const a = await startAgent(cfg);
+  let a;
+  try {
+    a = await startAgent(cfg);
+  } catch (err) {
+    console.error(`machete agent: ${(err as Error).message}`);
+    return 1;
+  }
   await untilSignal();
   await a.stop();
   return 0;

@@ -88,6 +88,7 @@ describe('tools', () => {
     expect(r.status).toBe(400);
     expect(r.body.error.code).toBe('invalid_argument');
     expect(r.body.error.message).toContain('privileged');
+    expect(r.body.error.details.field).toBe('privileged');
     expect((await api.call('GET', '/api/v1/tools/evil')).status).toBe(404);
   });
   it.each([

@@ -10,7 +10,9 @@ export function router() {
     defaultHook: (result) => {
       if (!result.success) {
         const issue = result.error.issues[0];
-        const field = issue?.path.length ? issue.path.join('.') : result.target;
+        // An unknown key is named by the key itself, not by the object that holds it.
+        const path = issue?.code === 'unrecognized_keys' && issue.keys[0] ? [...issue.path, issue.keys[0]] : (issue?.path ?? []);
+        const field = path.length ? path.join('.') : result.target;
         throw new MacheteError('invalid_argument', `${field}: ${issue?.message ?? 'invalid'}`, {
           field,
           issues: result.error.issues.slice(0, 10).map((i) => ({ path: i.path.join('.'), message: i.message })),
