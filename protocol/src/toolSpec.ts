@@ -44,15 +44,38 @@ export const ResourcesSchema = z.strictObject({
   pids: z.number().int().min(1).max(32_768).default(128),
 });
 
+const EnvNameSchema = z.string().regex(ENV_NAME_RE, 'invalid environment variable name');
+const EnvValueSchema = z.string().max(32_768).refine(noNul, 'must not contain NUL');
+const MAX_ENV_VARS = 256;
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && [Object.prototype, null].includes(Object.getPrototypeOf(v));
+
+/**
+ * Environment variables. Not a z.record: zod's record silently drops a `__proto__` key,
+ * and env is plain data, so every own key is checked here and the map rebuilt with
+ * Object.fromEntries (own data properties; never the prototype).
+ */
+export const EnvSchema = z
+  .custom<Record<string, string>>(isPlainObject, { message: 'expected an object of strings' })
+  .transform((input, ctx) => {
+    const entries = Object.entries(input);
+    if (entries.length > MAX_ENV_VARS) ctx.addIssue({ code: 'custom', message: `at most ${MAX_ENV_VARS} variables`, input });
+    for (const [name, value] of entries) {
+      const n = EnvNameSchema.safeParse(name);
+      const v = EnvValueSchema.safeParse(value);
+      const issue = n.error?.issues[0] ?? v.error?.issues[0];
+      if (issue) ctx.addIssue({ code: 'custom', path: [name], message: issue.message, input: value });
+    }
+    return Object.fromEntries(entries) as Record<string, string>;
+  })
+  .meta({ type: 'object', additionalProperties: { type: 'string', maxLength: 32_768 }, propertyNames: { pattern: ENV_NAME_RE.source }, maxProperties: MAX_ENV_VARS });
+
 export const DEFAULT_USER = '65534:65534';
 
 export const ToolSpecSchema = z.strictObject({
   image: ImageSchema,
   command: z.array(z.string().max(32_768).refine(noNul, 'must not contain NUL')).max(256).optional(),
-  env: z
-    .record(z.string().regex(ENV_NAME_RE, 'invalid environment variable name'), z.string().max(32_768).refine(noNul, 'must not contain NUL'))
-    .refine((m) => Object.keys(m).length <= 256, 'at most 256 variables')
-    .default({}),
+  env: EnvSchema.default({}),
   secrets: z.array(z.string().regex(SECRET_NAME_RE, 'invalid secret name')).max(64).default([]),
   mounts: z.array(MountSchema).max(32).default([]),
   resources: ResourcesSchema.default({ cpus: 0.5, memoryMb: 256, pids: 128 }),

@@ -15,7 +15,7 @@ import { PROTOCOL_VERSION, ToolSpecSchema, type ToolSpec, type ToolSpecInput } f
 
 /** A zone with a non-whole-hour offset, so a timestamp read as local time or as UTC is visibly wrong. */
 const ODD_TIME_ZONE = 'Pacific/Chatham';
-const APP_TABLES = ['deployments', 'events', 'hosts', 'instances', 'state_revision', 'tokens', 'tool_versions', 'tools'];
+const APP_TABLES = ['deployments', 'events', 'hosts', 'instances', 'invocations', 'state_revision', 'tokens', 'tool_versions', 'tools'];
 
 interface Opened {
   database: Database;

@@ -4,13 +4,14 @@ import { createApp } from '../../apps/api/src/http/app.ts';
 import { createLogger } from '../../apps/api/src/logger.ts';
 import { wire } from '../../apps/api/src/wiring.ts';
 import type { Role } from '../../apps/api/src/auth/tokens.ts';
+import type { HttpLimits } from '../../apps/api/src/http/deps.ts';
 
 /** A whole API on an in-memory PGlite (or a given database), driven with app.request(). */
-export async function makeApi(opts: { database?: Database } = {}) {
+export async function makeApi(opts: { database?: Database; limits?: HttpLimits } = {}) {
   const database = opts.database ?? (await createDb({ driver: 'pglite' }));
   const key = new Uint8Array(randomBytes(32));
   const log = createLogger('silent');
-  const { deps, hub, feed } = wire({ db: database.db, key, log, heartbeatMs: 1000 });
+  const { deps, hub, feed } = wire({ db: database.db, key, log, heartbeatMs: 1000, ...(opts.limits ? { limits: opts.limits } : {}) });
   const app = createApp(deps);
   const token = async (role: Role) => (await deps.tokens.issue({ kind: 'user', role, ttlSeconds: 3600 })).token;
   const admin = await token('admin');

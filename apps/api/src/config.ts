@@ -43,6 +43,16 @@ const EnvSchema = z.object({
   MACHETE_HEARTBEAT_GRACE_SECONDS: int(30, 1, 86_400),
   /** pino log level. */
   MACHETE_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Requests per second each token (or, without one, each source address) may make under /api/v1; 0 turns the limit off. */
+  MACHETE_RATE_LIMIT_PER_SECOND: int(100, 0, 1_000_000),
+  /** Requests a token may make at once before the per-second rate applies. */
+  MACHETE_RATE_LIMIT_BURST: int(200, 1, 1_000_000),
+  /** A client must finish sending its request headers within this time (slow-header / half-open connections are dropped). */
+  MACHETE_HTTP_HEADERS_TIMEOUT_MS: int(10_000, 100, 600_000),
+  /** A client must finish sending its whole request (headers and body) within this time; must be ≥ the headers timeout. */
+  MACHETE_HTTP_REQUEST_TIMEOUT_MS: int(60_000, 100, 3_600_000),
+  /** Bytes the server may queue for an agent that does not read; past it the connection is dropped. */
+  MACHETE_AGENT_SEND_BUFFER_BYTES: int(8 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
   /** Invocations running at once per tool / per host; beyond them, 429. */
   MACHETE_INVOKE_MAX_PER_TOOL: int(32, 1, 100_000),
   MACHETE_INVOKE_MAX_PER_HOST: int(16, 1, 100_000),
@@ -63,6 +73,8 @@ export interface ApiConfig {
   readonly heartbeatMs: number;
   readonly heartbeatGraceSeconds: number;
   readonly logLevel: string;
+  readonly http: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number; readonly ratePerSecond: number; readonly rateBurst: number };
+  readonly agentSendBufferBytes: number;
   readonly invocations: { readonly maxPerTool: number; readonly maxPerHost: number; readonly maxOutputBytes: number; readonly retentionHours: number };
 }
 
@@ -74,6 +86,7 @@ export function loadConfig(env: Record<string, string | undefined>): ApiConfig {
     throw new Error(`configuration: ${String(i?.path[0])} ${i?.message ?? 'is invalid'}`);
   }
   const e = r.data;
+  if (e.MACHETE_HTTP_HEADERS_TIMEOUT_MS > e.MACHETE_HTTP_REQUEST_TIMEOUT_MS) throw new Error('configuration: MACHETE_HTTP_HEADERS_TIMEOUT_MS must not exceed MACHETE_HTTP_REQUEST_TIMEOUT_MS');
   const dataDir = path.resolve(e.MACHETE_DATA_DIR);
   const url = e.DATABASE_URL_FILE ? readFileSync(e.DATABASE_URL_FILE, 'utf8').trim() : e.DATABASE_URL;
   return Object.freeze({
@@ -88,6 +101,13 @@ export function loadConfig(env: Record<string, string | undefined>): ApiConfig {
     heartbeatMs: e.MACHETE_HEARTBEAT_MS,
     heartbeatGraceSeconds: e.MACHETE_HEARTBEAT_GRACE_SECONDS,
     logLevel: e.MACHETE_LOG_LEVEL,
+    http: Object.freeze({
+      headersTimeoutMs: e.MACHETE_HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.MACHETE_HTTP_REQUEST_TIMEOUT_MS,
+      ratePerSecond: e.MACHETE_RATE_LIMIT_PER_SECOND,
+      rateBurst: e.MACHETE_RATE_LIMIT_BURST,
+    }),
+    agentSendBufferBytes: e.MACHETE_AGENT_SEND_BUFFER_BYTES,
     invocations: Object.freeze({
       maxPerTool: e.MACHETE_INVOKE_MAX_PER_TOOL,
       maxPerHost: e.MACHETE_INVOKE_MAX_PER_HOST,

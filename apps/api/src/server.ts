@@ -1,5 +1,5 @@
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import type { Server, ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { serve } from '@hono/node-server';
@@ -37,16 +37,14 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
   const { key, generated } = loadSigningKey(config.secretKey.file, config.secretKey.generateIfMissing);
   if (generated) log.info({ path: config.secretKey.file }, 'generated signing key');
   const database = await createDb(config.database.driver === 'postgres' ? { driver: 'postgres', url: config.database.url } : { driver: 'pglite', dataDir: config.database.dataDir });
-  const { deps, hub, feed } = wire({ db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations });
+  const { deps, hub, feed } = wire({ db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, agentSendBufferBytes: config.agentSendBufferBytes });
   const { db, tokens, events, services } = deps;
   await writeAdminToken(config, tokens, log);
 
   const app = createApp(deps);
   const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.bind }, () => resolve(s as Server));
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.bind, serverOptions: httpTimeouts(config) }, () => resolve(s as Server));
   });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 60_000;
   const wss = attachAgentEndpoint(server, { tokens, hosts: services.hosts, hub, events, log });
   const port = (server.address() as AddressInfo).port;
   const host = config.bind === '0.0.0.0' || config.bind === '::' ? '127.0.0.1' : config.bind;
@@ -81,6 +79,7 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
     async close() {
       clearInterval(sweep);
       await hub.close();
+      await events.stop().catch((err) => log.warn({ err }, 'could not write pending audit summaries'));
       wss.close();
       await new Promise<void>((r) => {
         server.close(() => r());
@@ -89,6 +88,16 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
       await database.close();
     },
   };
+}
+
+/**
+ * Slow or half-open clients (slowloris) are dropped: headers must arrive within
+ * headersTimeout, the whole request within requestTimeout. Node checks these only
+ * every connectionsCheckingInterval (default 30 s), so it follows the shorter timeout.
+ */
+function httpTimeouts(config: ApiConfig): ServerOptions {
+  const { headersTimeoutMs, requestTimeoutMs } = config.http;
+  return { headersTimeout: headersTimeoutMs, requestTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeoutMs / 4))) };
 }
 
 /** First start: an admin token in <data dir>/admin.token (0600). Its path is logged, never its contents. */

@@ -30,7 +30,8 @@ export async function runCli(argv: string[], io: Partial<CliIo> = {}): Promise<n
     // commander has already printed its message (or the help).
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     if (err instanceof CliError) {
-      full.stderr.write(`machete: ${err.message}\n`);
+      // An empty message carries only an exit code (a tool's own, passed through by invoke).
+      if (err.message) full.stderr.write(`machete: ${err.message}\n`);
       return err.exitCode;
     }
     if (full.signal?.aborted) {

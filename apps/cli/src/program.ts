@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerEvents } from './commands/events.ts';
 import { registerHosts } from './commands/hosts.ts';
 import { registerInstances } from './commands/instances.ts';
+import { registerInvoke } from './commands/invoke.ts';
 import { registerLogin } from './commands/login.ts';
 import { registerScale } from './commands/scale.ts';
 import { registerTokens } from './commands/tokens.ts';
@@ -42,6 +43,7 @@ export function buildProgram(ctx: Ctx): Command {
   registerHosts(program, ctx);
   registerTokens(program, ctx);
   registerEvents(program, ctx);
-  // invoke, invocations, logs, secret and audit arrive with their API routes (not served yet).
+  registerInvoke(program, ctx);
+  // logs, secret and audit arrive with their API routes (not served yet).
   return program;
 }

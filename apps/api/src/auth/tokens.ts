@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
-import { errors, jwtVerify, SignJWT } from 'jose';
+import { jwtVerify, SignJWT } from 'jose';
 import { tokens, type Db } from '../../../../db/src/index.ts';
 import { MacheteError } from '../errors.ts';
 
@@ -45,6 +45,9 @@ export interface TokenService {
   revoke(id: string): Promise<boolean>;
 }
 
+/** The only header parameters MACHETE issues; anything else (kid, jku, x5u, jwk, x5c, crit…) is refused. */
+const ALLOWED_HEADER = new Set(['alg', 'typ']);
+
 const unauthenticated = () => new MacheteError('unauthenticated', 'missing, invalid, expired or revoked token');
 
 export function createTokenService(db: Db, key: Uint8Array): TokenService {
@@ -76,8 +79,9 @@ export function createTokenService(db: Db, key: Uint8Array): TokenService {
     async verify(token, kind) {
       const cls = CLASS[kind];
       let payload;
+      let header;
       try {
-        ({ payload } = await jwtVerify(token, key, {
+        ({ payload, protectedHeader: header } = await jwtVerify(token, key, {
           algorithms: [ALG],
           issuer: ISSUER,
           audience: cls.aud,
@@ -85,10 +89,11 @@ export function createTokenService(db: Db, key: Uint8Array): TokenService {
           requiredClaims: ['exp', 'jti', 'iat'],
           clockTolerance: 5,
         }));
-      } catch (err) {
-        if (err instanceof errors.JOSEError || err instanceof TypeError) throw unauthenticated();
-        throw err;
+      } catch {
+        // Whatever the token made the verifier throw, it is the client's fault, never a 500.
+        throw unauthenticated();
       }
+      if (Object.keys(header).some((h) => !ALLOWED_HEADER.has(h))) throw unauthenticated();
       if (payload.kind !== kind || typeof payload.jti !== 'string') throw unauthenticated();
       const [row] = await db.select({ revokedAt: tokens.revokedAt, kind: tokens.kind }).from(tokens).where(eq(tokens.id, payload.jti));
       if (!row || row.revokedAt || row.kind !== kind) throw unauthenticated();

@@ -5,6 +5,8 @@ import { secureHeaders } from 'hono/secure-headers';
 import { MacheteError } from '../errors.ts';
 import type { Deps } from './deps.ts';
 import { createErrorHandler, errorBody } from './errorHandler.ts';
+import { auditTrail } from './middleware/audit.ts';
+import { jsonDepthLimit, rateLimit } from './middleware/limits.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { eventRoutes } from './routes/events.ts';
 import { hostRoutes } from './routes/hosts.ts';
@@ -14,6 +16,8 @@ import { tokenRoutes } from './routes/tokens.ts';
 import { toolRoutes } from './routes/tools.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
+export const MAX_JSON_DEPTH = 64;
+export const DEFAULT_HTTP_LIMITS = { ratePerSecond: 100, rateBurst: 200 };
 
 /** The whole HTTP API as a Hono app; no listening here (server.ts does that). */
 export function createApp(d: Deps) {
@@ -21,6 +25,10 @@ export function createApp(d: Deps) {
   app.onError(createErrorHandler(d.log));
   app.notFound((c) => c.json(errorBody('not_found', 'no such route'), 404));
   app.use('*', secureHeaders({ contentSecurityPolicy: undefined }));
+  // Outermost on /api: sees the final status of every request, refusals by the limits below included.
+  app.use('/api/*', auditTrail({ events: d.events }));
+  const limits = d.limits ?? DEFAULT_HTTP_LIMITS;
+  app.use('/api/v1/*', rateLimit({ perSecond: limits.ratePerSecond, burst: limits.rateBurst }));
   app.use(
     '/api/*',
     bodyLimit({
@@ -30,6 +38,7 @@ export function createApp(d: Deps) {
       },
     }),
   );
+  app.use('/api/*', jsonDepthLimit({ maxDepth: MAX_JSON_DEPTH }));
 
   app.get('/api/health', (c) =>
     c.json({ status: 'healthy', version: d.version, connectedAgents: d.connectedHosts().size, time: new Date().toISOString() }),

@@ -24,4 +24,13 @@ export interface Deps {
   /** Hosts with a live agent connection (health and metrics). */
   connectedHosts(): Set<string>;
   version: string;
+  /** HTTP limits (defaults: DEFAULT_HTTP_LIMITS in app.ts). */
+  limits?: HttpLimits;
+}
+
+export interface HttpLimits {
+  /** Sustained requests per second per token (per address without one); 0: off. */
+  ratePerSecond: number;
+  /** Requests allowed at once per token. */
+  rateBurst: number;
 }

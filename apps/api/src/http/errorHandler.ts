@@ -24,7 +24,7 @@ export function errorBody(code: ErrorCode, message: string, details?: unknown) {
 export function createErrorHandler(log: Logger) {
   return (err: Error, c: Context) => {
     if (err instanceof MacheteError) {
-      if (err.code === 'rate_limited') c.header('Retry-After', '1');
+      if (err.code === 'rate_limited') c.header('Retry-After', String(retryAfter(err.details)));
       return c.json(errorBody(err.code, err.message, err.details), STATUS[err.code]);
     }
     if (err instanceof HTTPException) {
@@ -35,4 +35,10 @@ export function createErrorHandler(log: Logger) {
     log.error({ err, path: c.req.path, method: c.req.method }, 'unhandled error');
     return c.json(errorBody('internal', 'internal error'), 500);
   };
+}
+
+/** Seconds a 429 asks the client to wait: from the error's details when given, else 1. */
+function retryAfter(details: unknown): number {
+  const v = (details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 1 ? Math.ceil(v) : 1;
 }

@@ -18,6 +18,8 @@ export interface HubDeps {
   instances: InstanceService;
   log: Logger;
   heartbeatMs: number;
+  /** Send-buffer cap per agent connection (default MAX_BUFFERED_BYTES). */
+  maxBufferedBytes?: number;
   /** Where agents' invocation results go (the invocation service). */
   completeInvocation: (hostId: string, result: InvocationResult) => Promise<'ok' | 'foreign' | 'stale'>;
 }
@@ -47,7 +49,7 @@ export class AgentHub {
   /** Takes over an authenticated socket. A newer connection for the same host wins; the older is closed. */
   attach(hostId: string, ws: WebSocket): void {
     const prev = this.sessions.get(hostId);
-    const s = new AgentSession(hostId, ws, this.handlers, this.d.log, this.d.heartbeatMs);
+    const s = new AgentSession(hostId, ws, this.handlers, this.d.log, this.d.heartbeatMs, this.d.maxBufferedBytes);
     this.sessions.set(hostId, s);
     if (prev) prev.close(4001, 'replaced by a newer connection');
   }
@@ -68,8 +70,7 @@ export class AgentHub {
       const { foreign } = await this.d.instances.applyStatus(s.hostId, st.instances);
       await this.d.hosts.seen(s.hostId, st.revision);
       if (foreign.length) {
-        await this.d.events.record({
-          kind: 'audit',
+        await this.d.events.refused({
           actor: `host:${s.hostId}`,
           action: 'agent.status',
           outcome: 'refused',
@@ -81,7 +82,7 @@ export class AgentHub {
     onInvocationResult: async (s: AgentSession, result: InvocationResult) => {
       const outcome = await this.d.completeInvocation(s.hostId, result);
       if (outcome === 'foreign') {
-        await this.d.events.record({ kind: 'audit', actor: `host:${s.hostId}`, action: 'agent.invocationResult', target: result.id, outcome: 'refused', reason: 'invocation not placed on this host' });
+        await this.d.events.refused({ actor: `host:${s.hostId}`, action: 'agent.invocationResult', target: result.id, reason: 'invocation not placed on this host' });
       }
     },
     onHeartbeat: async (s: AgentSession) => {
@@ -90,6 +91,9 @@ export class AgentHub {
       if (now - (this.lastSeenWrite.get(s.hostId) ?? 0) < 5000) return;
       this.lastSeenWrite.set(s.hostId, now);
       await this.d.hosts.seen(s.hostId);
+    },
+    onRefused: (s: AgentSession, reason: string) => {
+      void this.d.events.refused({ actor: `host:${s.hostId}`, action: 'agent.frame', reason }).catch((err) => this.d.log.warn({ err }, 'audit write failed'));
     },
     onClose: (s: AgentSession) => {
       if (this.sessions.get(s.hostId) === s) {

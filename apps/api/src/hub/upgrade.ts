@@ -39,7 +39,7 @@ export function attachAgentEndpoint(server: Server, d: UpgradeDeps): WebSocketSe
     const path = (req.url ?? '').split('?')[0];
     if (path !== AGENT_PATH) return refuse(socket, 404, 'Not Found');
     const audit = (reason: string) =>
-      d.events.record({ kind: 'audit', actor: `ip:${req.socket.remoteAddress ?? '?'}`, action: 'agent.connect', outcome: 'refused', reason });
+      d.events.refused({ actor: `ip:${req.socket.remoteAddress ?? 'unknown'}`, action: 'agent.connect', reason });
     if (req.headers.origin) {
       await audit('browser Origin header on the agent endpoint');
       return refuse(socket, 403, 'Forbidden');

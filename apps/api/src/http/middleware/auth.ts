@@ -12,6 +12,7 @@ export function bearer(header: string | undefined): string | null {
 
 export interface AuthOptions {
   tokens: TokenService;
+  /** Unused here since refusals are audited in one place (middleware/audit.ts); kept for callers. */
   events: EventLog;
   /** Token class accepted (default user). */
   kind?: TokenKind;
@@ -26,17 +27,11 @@ export function requireAuth(opts: AuthOptions) {
     const raw = bearer(c.req.header('authorization'));
     if (!raw) throw new MacheteError('unauthenticated', 'missing bearer token');
     const principal = await opts.tokens.verify(raw, kind);
+    // Set before the role check: the audit trail (middleware/audit.ts) names the refused actor.
+    c.set('principal', principal);
     if (kind === 'user' && opts.role && !roleAllows(principal.role!, opts.role)) {
-      await opts.events.record({
-        kind: 'audit',
-        actor: actorOf(principal),
-        action: `${c.req.method} ${c.req.routePath}`,
-        outcome: 'refused',
-        reason: `role ${principal.role} lacks ${opts.role}`,
-      });
       throw new MacheteError('forbidden', `this action needs the ${opts.role} role`);
     }
-    c.set('principal', principal);
     await next();
   });
 }

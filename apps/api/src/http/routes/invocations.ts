@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Deps } from '../deps.ts';
 import { actorOf, requireAuth } from '../middleware/auth.ts';
-import { errorResponses, IdParam, InvocationSchema, InvokeBody, json, jsonBody, ToolNameParam } from '../schemas.ts';
+import { errorResponses, IdParam, InvocationSchema, InvokeBody, json, ToolNameParam } from '../schemas.ts';
 import { router, security } from './common.ts';
 
 type Invocation = z.infer<typeof InvocationSchema>;
