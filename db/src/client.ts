@@ -22,6 +22,14 @@ export type DbConfig =
 export interface Database {
   db: Db;
   driver: DbConfig['driver'];
+  /** LISTEN on a channel; resolves once listening, with the function that stops it. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  notify(channel: string, payload: string): Promise<void>;
+  /**
+   * A session-level advisory lock on a dedicated connection: held until released or until
+   * the process (and so the connection) dies. PGlite has one process, so it always holds it.
+   */
+  tryAdvisoryLock(key: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -33,11 +41,55 @@ export async function createDb(config: DbConfig): Promise<Database> {
     const client = postgres(config.url, { max: config.maxConnections ?? 10, onnotice: () => {} });
     const db = drizzlePostgres({ client, schema, casing: 'snake_case' });
     await migratePostgres(db, { migrationsFolder: MIGRATIONS_DIR });
-    return { db: db as unknown as Db, driver: 'postgres', close: () => client.end({ timeout: 5 }) };
+    let lockConn: Awaited<ReturnType<typeof client.reserve>> | null = null;
+    let lockHeld = false;
+    return {
+      db: db as unknown as Db,
+      driver: 'postgres',
+      async listen(channel, onPayload) {
+        const l = await client.listen(channel, onPayload);
+        return () => l.unlisten();
+      },
+      async notify(channel, payload) {
+        await client.notify(channel, payload);
+      },
+      async tryAdvisoryLock(key) {
+        try {
+          if (lockHeld && lockConn) {
+            // Held locks stack per call: once held, only prove the session is still alive.
+            await lockConn`select 1`;
+            return true;
+          }
+          lockConn ??= await client.reserve();
+          const [row] = await lockConn<{ ok: boolean }[]>`select pg_try_advisory_lock(${key}) as ok`;
+          lockHeld = !!row?.ok;
+          return lockHeld;
+        } catch {
+          // A broken dedicated connection means the lock is gone with it: start over next time.
+          lockConn?.release();
+          lockConn = null;
+          lockHeld = false;
+          return false;
+        }
+      },
+      async close() {
+        lockConn?.release();
+        await client.end({ timeout: 5 });
+      },
+    };
   }
   if (config.dataDir) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const client = config.dataDir ? new PGlite(config.dataDir) : new PGlite();
   const db = drizzlePglite({ client, schema, casing: 'snake_case' });
   await migratePglite(db, { migrationsFolder: MIGRATIONS_DIR });
-  return { db: db as unknown as Db, driver: 'pglite', close: () => client.close() };
+  return {
+    db: db as unknown as Db,
+    driver: 'pglite',
+    listen: (channel, onPayload) => client.listen(channel, onPayload),
+    async notify(channel, payload) {
+      await client.query('select pg_notify($1, $2)', [channel, payload]);
+    },
+    tryAdvisoryLock: async () => true,
+    close: () => client.close(),
+  };
 }

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Server, ServerOptions } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -13,11 +13,13 @@ import type { AgentHub } from './hub/hub.ts';
 import { attachAgentEndpoint } from './hub/upgrade.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { scheduleAll } from './scheduler/scheduler.ts';
+import { createPgChangeFeed } from './services/changeFeed.ts';
 import { VERSION, wire } from './wiring.ts';
 
 export { VERSION };
 const ADMIN_TOKEN_TTL = 10 * 365 * 86_400;
 const SWEEP_MS = 5_000;
+const SWEEP_LOCK_KEY = 0x6d616368; // 'mach'
 
 export interface RunningServer {
   url: string;
@@ -37,7 +39,9 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
   const { key, generated } = loadSigningKey(config.secretKey.file, config.secretKey.generateIfMissing);
   if (generated) log.info({ path: config.secretKey.file }, 'generated signing key');
   const database = await createDb(config.database.driver === 'postgres' ? { driver: 'postgres', url: config.database.url } : { driver: 'pglite', dataDir: config.database.dataDir });
-  const { deps, hub, feed } = wire({ db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, agentSendBufferBytes: config.agentSendBufferBytes });
+  // On PostgreSQL, replicas share changes through LISTEN/NOTIFY; PGlite is one process.
+  const pgFeed = database.driver === 'postgres' ? await createPgChangeFeed(database, (err) => log.error({ err }, 'change feed error')) : null;
+  const { deps, hub, feed } = wire({ ...(pgFeed ? { feed: pgFeed } : {}), db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, agentSendBufferBytes: config.agentSendBufferBytes });
   const { db, tokens, events, services } = deps;
   await writeAdminToken(config, tokens, log);
 
@@ -57,6 +61,8 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
     if (sweeping) return;
     sweeping = true;
     try {
+      // Housekeeping has one leader among the replicas: whoever holds the advisory lock.
+      if (!(await database.tryAdvisoryLock(SWEEP_LOCK_KEY))) return;
       await services.hosts.markSilentDown(config.heartbeatGraceSeconds, hub.connectedHosts());
       feed.publish(await scheduleAll(db));
       await services.invocations.sweep();
@@ -85,6 +91,7 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
         server.close(() => r());
         server.closeAllConnections?.();
       });
+      await pgFeed?.close().catch(() => {});
       await database.close();
     },
   };
@@ -104,6 +111,7 @@ function httpTimeouts(config: ApiConfig): ServerOptions {
 async function writeAdminToken(config: ApiConfig, tokens: TokenService, log: Logger): Promise<void> {
   const file = path.join(config.dataDir, 'admin.token');
   if (existsSync(file)) return;
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const t = await tokens.issue({ kind: 'user', role: 'admin', name: 'admin', ttlSeconds: ADMIN_TOKEN_TTL });
   writeFileSync(file, `${t.token}\n`, { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);
