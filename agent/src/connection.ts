@@ -7,6 +7,8 @@ import {
   type DesiredInstance,
   type Hello,
   type InstanceStatus,
+  type InvocationRequest,
+  type InvocationResult,
 } from '../../protocol/src/index.ts';
 
 export interface ConnectionLog {
@@ -24,12 +26,19 @@ export interface ConnectionDeps {
   onDisconnected(): void;
   /** The server refused our credential (401 at upgrade). */
   onUnauthorized(): void;
+  /** An `invoke` frame: run it once and answer through sendInvocationResult. */
+  onInvoke?(req: InvocationRequest): void;
+  /** A `cancel` frame for an invocation. */
+  onCancel?(id: string): void;
   log: ConnectionLog;
   heartbeatMs?: number;
 }
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 15_000;
+/** Invocation results held while disconnected; past either bound the oldest are dropped. */
+const MAX_PENDING_RESULTS = 1_000;
+const MAX_PENDING_OUTPUT_CHARS = 64 * 1024 * 1024;
 
 /**
  * Keeps one WebSocket to the control plane: reconnects with jittered backoff, resumes
@@ -43,6 +52,11 @@ export class AgentConnection {
   private timer: NodeJS.Timeout | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly desired = new Map<string, DesiredInstance>();
+  /** Results not yet handed to an open socket after our hello, oldest first. */
+  private pendingResults: InvocationResult[] = [];
+  private pendingChars = 0;
+  /** True once hello went out on the current socket: no frame may precede it. */
+  private helloSent = false;
   /** Revision of the desired state held; 0 until the first snapshot. */
   revision = 0;
   connected = false;
@@ -65,6 +79,45 @@ export class AgentConnection {
     return this.send({ type: 'status', seq: ++this.seq, revision, instances });
   }
 
+  /** Sends now if connected; otherwise keeps it (bounded) and sends it after the next hello. */
+  sendInvocationResult(result: InvocationResult): boolean {
+    if (this.pendingResults.length === 0 && this.trySendResult(result)) return true;
+    this.keepResult(result);
+    return false;
+  }
+
+  private trySendResult(result: InvocationResult): boolean {
+    const ws = this.ws;
+    if (!ws || !this.helloSent || ws.readyState !== WebSocket.OPEN) return false;
+    const frame: AgentFrame = { type: 'invocationResult', result };
+    // The callback reports a write that failed after send() returned: keep the result for the next connection.
+    ws.send(JSON.stringify(frame), (err) => err && this.keepResult(result));
+    return true;
+  }
+
+  private keepResult(result: InvocationResult): void {
+    this.pendingResults.push(result);
+    this.pendingChars += result.stdout.length + result.stderr.length;
+    while (this.pendingResults.length > MAX_PENDING_RESULTS || (this.pendingChars > MAX_PENDING_OUTPUT_CHARS && this.pendingResults.length > 1)) {
+      const dropped = this.pendingResults.shift();
+      if (!dropped) break;
+      this.pendingChars -= dropped.stdout.length + dropped.stderr.length;
+      this.d.log.warn({ id: dropped.id }, 'dropped an unsent invocation result: too many held while disconnected');
+    }
+  }
+
+  private flushResults(): void {
+    const held = this.pendingResults;
+    this.pendingResults = [];
+    this.pendingChars = 0;
+    for (const [i, r] of held.entries()) {
+      if (!this.trySendResult(r)) {
+        for (const rest of held.slice(i)) this.keepResult(rest);
+        return;
+      }
+    }
+  }
+
   private send(frame: AgentFrame): boolean {
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(JSON.stringify(frame));
@@ -85,12 +138,15 @@ export class AgentConnection {
       this.connected = true;
       this.d.log.info({ url: this.d.url, lastRevision: this.revision }, 'connected to control plane');
       const base = await this.d.hello();
-      this.send({ type: 'hello', protocol: PROTOCOL_VERSION, lastRevision: this.revision, ...base });
+      if (!this.send({ type: 'hello', protocol: PROTOCOL_VERSION, lastRevision: this.revision, ...base })) return;
+      this.helloSent = true;
+      this.flushResults();
       this.heartbeat = setInterval(() => this.send({ type: 'heartbeat', at: Date.now() }), this.d.heartbeatMs ?? 5000);
     });
     ws.on('message', (data, isBinary) => !isBinary && this.onFrame(data.toString('utf8')));
     ws.on('error', (err) => this.d.log.warn({ err: err.message }, 'control plane connection error'));
     ws.on('close', () => {
+      if (this.ws === ws) this.helloSent = false;
       if (this.heartbeat) clearInterval(this.heartbeat);
       if (this.ws === ws) this.ws = null;
       if (this.connected) this.d.onDisconnected();
@@ -140,6 +196,12 @@ export class AgentConnection {
         this.d.log.warn({ code: f.code, message: f.message }, 'control plane reported an error');
         return;
       case 'heartbeat':
+        return;
+      case 'invoke':
+        this.d.onInvoke?.(f.invocation);
+        return;
+      case 'cancel':
+        this.d.onCancel?.(f.id);
         return;
     }
   }

@@ -5,6 +5,7 @@ import { enroll, readCredential, writeCredential, type Credential } from './cred
 import { createDockerodePort, dockerOptionsFrom, endpointOf } from './docker/dockerode.ts';
 import { buildCreatePayload } from './docker/payload.ts';
 import type { DockerPort } from './docker/port.ts';
+import { createInvocationRunner, type InvocationRunner } from './invoke/runner.ts';
 import { createReconciler, type Reconciler } from './reconcile/loop.ts';
 
 export const AGENT_VERSION = '0.1.0';
@@ -12,6 +13,7 @@ export const AGENT_VERSION = '0.1.0';
 export interface RunningAgent {
   hostId: string;
   reconciler: Reconciler;
+  runner: InvocationRunner;
   connection: AgentConnection;
   stop(): Promise<void>;
 }
@@ -33,6 +35,17 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
     onStatus: (changed, revision) => connection.sendStatus(changed, revision),
     log,
   });
+  const runner = createInvocationRunner({
+    port,
+    hostId: cred.hostId,
+    build: (req) =>
+      buildCreatePayload(
+        { id: req.id, tool: req.tool, version: req.version, kind: 'invocation', revision: 0, desired: 'running', spec: req.spec },
+        { hostId: cred.hostId, allowedMounts: [...config.allowedMounts], engineEndpoint, extraArgs: req.args },
+      ),
+    onResult: (r) => void connection.sendInvocationResult(r),
+    log,
+  });
   const wsUrl = `${server.replace(/^http/, 'ws')}/api/v1/agent/connect`;
   const connection: AgentConnection = new AgentConnection({
     url: wsUrl,
@@ -43,6 +56,8 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
     },
     onDesired: (instances, revision) => reconciler.setDesired(instances, revision, true),
     onDisconnected: () => reconciler.markDisconnected(),
+    onInvoke: (req) => runner.run(req),
+    onCancel: (id) => runner.cancel(id),
     onUnauthorized: () => {
       // The credential was revoked or the server forgot us: enroll again if we still can.
       if (!config.joinToken) return log.error({}, 'agent credential refused and no join token to enroll again');
@@ -50,14 +65,19 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
     },
     log,
   });
+  // Before connecting: a previous agent's invocation containers go first (and are reported failed once connected).
+  await runner.start();
   reconciler.start();
   connection.start();
   log.info({ hostId: cred.hostId, engine: engineEndpoint }, 'agent started');
   return {
     hostId: cred.hostId,
     reconciler,
+    runner,
     connection,
     async stop() {
+      // Invocations first, while the connection can still carry their `cancelled` results.
+      await runner.stop();
       connection.stop();
       await reconciler.stop();
     },

@@ -53,4 +53,46 @@ describe('createMemoryPort', () => {
     snap[0]!.state = 'running';
     expect(port.containers()[0]?.state).toBe('created');
   });
+
+  describe('run', () => {
+    const req = (o: { stdin?: string | null; timeoutMs?: number; max?: number; signal?: AbortSignal } = {}) => ({
+      payload: payload(`inv-${Math.random().toString(36).slice(2, 8)}`),
+      stdin: o.stdin ?? null,
+      timeoutMs: o.timeoutMs ?? 5_000,
+      maxOutputBytes: o.max ?? 1024,
+      signal: o.signal ?? new AbortController().signal,
+    });
+
+    it('echoes stdin to stdout by default and removes its container', async () => {
+      const port = createMemoryPort();
+      const r = await port.run(req({ stdin: 'hello' }));
+      expect(r).toMatchObject({ status: 'succeeded', exitCode: 0, stdout: 'hello', stderr: '', truncated: false, reason: null });
+      expect(r.containerId).toMatch(/^[0-9a-f]{64}$/);
+      expect(port.containers()).toEqual([]);
+      expect(port.calls.run).toBe(1);
+    });
+
+    it('runs a script, shows the container while it runs, and caps the output', async () => {
+      let seen = 0;
+      const port = createMemoryPort({
+        runScript: () => {
+          seen = port.containers().length;
+          return { exitCode: 3, stdout: 'x'.repeat(50), stderr: 'err' };
+        },
+      });
+      expect(await port.run(req({ max: 10 }))).toMatchObject({ status: 'failed', exitCode: 3, stdout: 'x'.repeat(10), stderr: 'err', truncated: true });
+      expect(seen).toBe(1);
+      expect(port.containers()).toEqual([]);
+    });
+
+    it('honours the timeout and the abort signal over a slow script', async () => {
+      const port = createMemoryPort({ runScript: () => new Promise(() => {}) });
+      expect(await port.run(req({ timeoutMs: 20 }))).toMatchObject({ status: 'timeout', exitCode: null });
+      const ac = new AbortController();
+      const running = port.run(req({ signal: ac.signal }));
+      ac.abort();
+      expect(await running).toMatchObject({ status: 'cancelled', exitCode: null });
+      expect(port.containers()).toEqual([]);
+    });
+  });
 });

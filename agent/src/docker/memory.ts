@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { INSTANCE_KINDS, Labels } from '../../../protocol/src/index.ts';
 import type { InstanceKind } from '../../../protocol/src/index.ts';
-import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer } from './port.ts';
+import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer, RunRequest, RunResult } from './port.ts';
+import { CappedOutput } from './run.ts';
 
 export type MemoryState = 'created' | 'running' | 'exited';
 
@@ -33,6 +34,11 @@ export interface MemoryPortOptions {
   memoryMb?: number;
   /** Delay of each create, to make benchmarks feel an engine. */
   createLatencyMs?: number;
+  /**
+   * What run() does; its partial result is merged over the default (echo stdin to stdout, exit 0;
+   * a non-zero exitCode without a status means `failed`). Abort and timeout win over a slower script.
+   */
+  runScript?: (req: RunRequest) => Partial<RunResult> | Promise<Partial<RunResult>>;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -64,7 +70,7 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
   const byId = new Map<string, MemoryContainer>();
   const idByName = new Map<string, string>();
   const subscribers = new Set<{ hostId: string; onEvent: (e: EngineEvent) => void }>();
-  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0 };
+  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0, run: 0 };
   const images = new Set<string>();
 
   const emit = (c: MemoryContainer, action: string) => {
@@ -82,6 +88,24 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
     c.state = 'exited';
     c.exitCode = code;
     emit(c, 'die');
+  };
+  const add = (payload: CreatePayload): MemoryContainer => {
+    if (idByName.has(payload.name)) {
+      throw Object.assign(new Error(`container name already in use: ${payload.name}`), { statusCode: 409 });
+    }
+    const id = randomBytes(32).toString('hex');
+    const image = typeof payload.body.Image === 'string' ? payload.body.Image : '';
+    const c: MemoryContainer = { id, name: payload.name, image, state: 'created', exitCode: null, labels: { ...payload.body.Labels }, body: structuredClone(payload.body) };
+    byId.set(id, c);
+    idByName.set(c.name, id);
+    emit(c, 'create');
+    return c;
+  };
+  const drop = (c: MemoryContainer) => {
+    if (c.state === 'running') exit(c, 137);
+    byId.delete(c.id);
+    idByName.delete(c.name);
+    emit(c, 'destroy');
   };
 
   return {
@@ -108,16 +132,7 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
     async create(payload) {
       calls.create++;
       if (opts.createLatencyMs) await sleep(opts.createLatencyMs);
-      if (idByName.has(payload.name)) {
-        throw Object.assign(new Error(`container name already in use: ${payload.name}`), { statusCode: 409 });
-      }
-      const id = randomBytes(32).toString('hex');
-      const image = typeof payload.body.Image === 'string' ? payload.body.Image : '';
-      const c: MemoryContainer = { id, name: payload.name, image, state: 'created', exitCode: null, labels: { ...payload.body.Labels }, body: structuredClone(payload.body) };
-      byId.set(id, c);
-      idByName.set(c.name, id);
-      emit(c, 'create');
-      return id;
+      return add(payload).id;
     },
     async start(id) {
       calls.start++;
@@ -138,17 +153,32 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
     async remove(id) {
       calls.remove++;
       const c = byId.get(id) ?? byId.get(idByName.get(id) ?? '');
-      if (!c) return;
-      if (c.state === 'running') exit(c, 137);
-      byId.delete(id);
-      idByName.delete(c.name);
-      emit(c, 'destroy');
+      if (c) drop(c);
     },
     events(hostId, onEvent) {
       calls.events++;
       const sub = { hostId, onEvent };
       subscribers.add(sub);
       return () => void subscribers.delete(sub);
+    },
+    async run(req) {
+      calls.run++;
+      const t0 = performance.now();
+      if (req.signal.aborted) return runResult(req, { status: 'cancelled', exitCode: null }, null, t0);
+      if (opts.createLatencyMs) await sleep(opts.createLatencyMs);
+      const c = add(req.payload);
+      c.state = 'running';
+      emit(c, 'start');
+      try {
+        const script = opts.runScript ?? ((r: RunRequest) => ({ stdout: r.stdin ?? '' }));
+        const got = await raceStop(Promise.resolve().then(() => script(req)), req.signal, req.timeoutMs);
+        if (got === 'timeout' || got === 'cancelled') return runResult(req, { status: got, exitCode: null }, c.id, t0);
+        return runResult(req, got, c.id, t0);
+      } catch (err) {
+        return runResult(req, { status: 'failed', exitCode: null, reason: `engine error: ${(err as Error).message}` }, c.id, t0);
+      } finally {
+        drop(c);
+      }
     },
     kill(id, exitCode) {
       const c = get(id);
@@ -157,5 +187,43 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
     containers() {
       return [...byId.values()].map((c) => ({ ...c, labels: { ...c.labels }, body: structuredClone(c.body) }));
     },
+  };
+}
+
+/** The script's promise, unless the signal aborts or the timeout elapses first. */
+function raceStop<T>(p: Promise<T>, signal: AbortSignal, timeoutMs: number): Promise<T | 'timeout' | 'cancelled'> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort = () => {};
+  const stop = new Promise<'timeout' | 'cancelled'>((resolve) => {
+    onAbort = () => resolve('cancelled');
+    if (signal.aborted) return resolve('cancelled');
+    signal.addEventListener('abort', onAbort, { once: true });
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  return Promise.race([p, stop]).finally(() => {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+  });
+}
+
+/** A full RunResult from a script's partial one, with output capped like the real engine port. */
+function runResult(req: RunRequest, p: Partial<RunResult>, containerId: string | null, t0: number): RunResult {
+  const cap = (s: string) => {
+    const o = new CappedOutput(req.maxOutputBytes);
+    o.write(Buffer.from(s, 'utf8'));
+    return o;
+  };
+  const out = cap(p.stdout ?? '');
+  const err = cap(p.stderr ?? '');
+  const exitCode = p.exitCode === undefined ? 0 : p.exitCode;
+  return {
+    status: p.status ?? (exitCode === 0 ? 'succeeded' : 'failed'),
+    exitCode,
+    stdout: out.text(),
+    stderr: err.text(),
+    truncated: (p.truncated ?? false) || out.truncated || err.truncated,
+    durationMs: p.durationMs ?? Math.max(0, Math.round(performance.now() - t0)),
+    containerId: p.containerId === undefined ? containerId : p.containerId,
+    reason: p.reason ?? null,
   };
 }

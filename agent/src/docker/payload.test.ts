@@ -171,6 +171,58 @@ describe('buildCreatePayload', () => {
     expect(() => buildCreatePayload(instance({ image: 'machete/busybox:test' }), { ...ctx, extraArgs: ['a\0b'] })).toThrow(PolicyRefusal);
   });
 
+  describe('for an invocation', () => {
+    const invocation = (spec: ToolSpecInput, args?: readonly string[]) =>
+      buildCreatePayload(instance(spec, { id: 'inv-1', kind: 'invocation', revision: 0 }), { ...ctx, ...(args ? { extraArgs: args } : {}) });
+
+    it('opens stdin once, attaches every stream and allocates no TTY', () => {
+      expect(invocation({ image: 'machete/busybox:test' }).body).toMatchObject({
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        OpenStdin: true,
+        StdinOnce: true,
+        Tty: false,
+      });
+    });
+
+    it('gives replicas no stdin at all', () => {
+      expect(minimal().body).toMatchObject({ AttachStdin: false, OpenStdin: false, StdinOnce: false, Tty: false });
+    });
+
+    it('labels it machete.kind=invocation', () => {
+      expect(invocation({ image: 'machete/busybox:test' }).body.Labels).toMatchObject({ 'machete.kind': 'invocation', 'machete.instance': 'inv-1' });
+    });
+
+    it('keeps every secure default of a replica', () => {
+      const inv = invocation({ image: 'machete/busybox:test' });
+      expect({ ...inv.body.HostConfig, LogConfig: null }).toEqual({ ...hostConfig(), LogConfig: null });
+      expect(inv.body.User).toBe('65534:65534');
+    });
+
+    it('keeps no engine log: the agent captures the output from the attach stream', () => {
+      expect(invocation({ image: 'machete/busybox:test' }).body.HostConfig.LogConfig).toEqual({ Type: 'none', Config: {} });
+    });
+
+    it('appends args to the command as separate argv entries, verbatim', () => {
+      const args = ['a b', `"q" 'q'`, '$HOME', '; rm -rf /', 'line1\nline2', ''];
+      expect(invocation({ image: 'machete/busybox:test', command: ['printf', '%s|'] }, args).body.Cmd).toEqual(['printf', '%s|', ...args]);
+    });
+
+    it('makes args the whole Cmd when the spec has no command', () => {
+      expect(invocation({ image: 'machete/busybox:test' }, ['echo', 'hi']).body.Cmd).toEqual(['echo', 'hi']);
+    });
+
+    it('refuses too many or oversized args', () => {
+      expect(() => invocation({ image: 'machete/busybox:test' }, Array.from({ length: 257 }, () => 'x'))).toThrow(PolicyRefusal);
+      expect(() => invocation({ image: 'machete/busybox:test' }, ['x'.repeat(32_769)])).toThrow(PolicyRefusal);
+    });
+
+    it('refuses a mount outside the allowlist like any other spec', () => {
+      expect(() => invocation({ image: 'machete/busybox:test', mounts: [{ source: '/srv/other', target: '/x' }] })).toThrow(PolicyRefusal);
+    });
+  });
+
   it('hashes equal specs equally regardless of key order', () => {
     const a = ToolSpecSchema.parse({ image: 'machete/busybox:test', env: { A: '1', B: '2' } });
     const b = ToolSpecSchema.parse({ env: { B: '2', A: '1' }, image: 'machete/busybox:test' });

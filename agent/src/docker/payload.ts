@@ -20,7 +20,11 @@ export interface PayloadContext {
   allowedMounts: readonly AllowedMount[];
   /** The engine endpoint (unix socket path or TCP URL); a mount exposing it is refused. */
   engineEndpoint: string;
-  /** Appended to the command, e.g. an invocation's args. */
+  /**
+   * Appended to the command as separate argv entries, never parsed by a shell (an invocation's
+   * args). A spec without `command` keeps the image's ENTRYPOINT and the args replace its CMD,
+   * exactly like `docker run IMAGE ARGS…`.
+   */
   extraArgs?: readonly string[];
 }
 
@@ -67,7 +71,7 @@ function labelsFor(inst: DesiredInstance, hostId: string): Record<string, string
  * MaskedPaths/ReadonlyPaths (setting them would replace Docker's defaults), bind
  * strings (structured Mounts only), PortBindings and CapAdd.
  */
-function hostConfigFor(spec: ToolSpec, tool: string, mounts: ReturnType<typeof bindMounts>): Record<string, unknown> {
+function hostConfigFor(spec: ToolSpec, tool: string, kind: DesiredInstance['kind'], mounts: ReturnType<typeof bindMounts>): Record<string, unknown> {
   const memory = spec.resources.memoryMb * MIB;
   return {
     CapDrop: ['ALL'],
@@ -82,7 +86,7 @@ function hostConfigFor(spec: ToolSpec, tool: string, mounts: ReturnType<typeof b
     PidsLimit: spec.resources.pids,
     NetworkMode: spec.network === 'isolated' ? toolNetworkName(tool) : 'none',
     PublishAllPorts: false,
-    LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+    LogConfig: logConfigFor(kind),
     // The agent decides restarts (it counts and reports them); Docker must not race it.
     RestartPolicy: { Name: 'no' },
     AutoRemove: false,
@@ -104,6 +108,26 @@ function bindMounts(inst: DesiredInstance, ctx: PayloadContext) {
     ReadOnly: m.readOnly,
     BindOptions: { Propagation: 'rprivate' as const },
   }));
+}
+
+/**
+ * Replicas log to rotated json-file. An invocation logs nothing on the engine: the agent reads its
+ * output from the attach stream (capped), and the engine's logger copies line by line in lockstep
+ * with that stream, so a line flood (`yes`) would crawl at ~1 MB/s and burn daemon CPU and disk.
+ */
+function logConfigFor(kind: DesiredInstance['kind']): Record<string, unknown> {
+  if (kind === 'invocation') return { Type: 'none', Config: {} };
+  return { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } };
+}
+
+/**
+ * Stdin wiring. An invocation is attached before start and fed once: OpenStdin + StdinOnce make the
+ * engine close the tool's stdin when the agent half-closes its attach stream, while output keeps
+ * flowing. Replicas get no stdin at all.
+ */
+function stdioFor(kind: DesiredInstance['kind']): Record<string, boolean> {
+  const run = kind === 'invocation';
+  return { AttachStdin: run, AttachStdout: run, AttachStderr: run, OpenStdin: run, StdinOnce: run, Tty: false };
 }
 
 /**
@@ -133,10 +157,8 @@ export function buildCreatePayload(inst: DesiredInstance, ctx: PayloadContext): 
     ...(spec.workingDir !== undefined ? { WorkingDir: spec.workingDir } : {}),
     Labels: labelsFor(valid, ctx.hostId),
     StopTimeout: STOP_TIMEOUT_SECONDS,
-    AttachStdin: false,
-    OpenStdin: false,
-    Tty: false,
-    HostConfig: hostConfigFor(spec, valid.tool, mounts),
+    ...stdioFor(valid.kind),
+    HostConfig: hostConfigFor(spec, valid.tool, valid.kind, mounts),
   };
   return { name: containerName(valid.tool, valid.id, valid.version), body };
 }

@@ -35,6 +35,30 @@ export interface EngineInfo {
   endpoint: string;
 }
 
+/** Run a container once (an invocation): attach, start, feed stdin, wait, capture, remove. */
+export interface RunRequest {
+  payload: CreatePayload;
+  /** Written to stdin then closed; null closes stdin at once. */
+  stdin: string | null;
+  timeoutMs: number;
+  /** Cap per stream: bytes past it are read and discarded (never buffered) and `truncated` is set. */
+  maxOutputBytes: number;
+  /** Aborting kills the container; the result says `cancelled`. */
+  signal: AbortSignal;
+}
+
+export interface RunResult {
+  status: 'succeeded' | 'failed' | 'timeout' | 'cancelled';
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+  durationMs: number;
+  containerId: string | null;
+  /** Set when the failure is not the process's own exit code (OOM kill, engine error). */
+  reason: string | null;
+}
+
 /**
  * Everything the agent may ask of a Docker engine. No shell, no command strings:
  * implementations speak the Engine API (dockerode) or keep state in memory.
@@ -53,4 +77,6 @@ export interface DockerPort {
   remove(id: string): Promise<void>;
   /** Container lifecycle events for this host's managed containers; returns an unsubscribe. */
   events(hostId: string, onEvent: (e: EngineEvent) => void, onError: (err: Error) => void): () => void;
+  /** Runs one container to completion and always removes it, whatever happens. */
+  run(req: RunRequest): Promise<RunResult>;
 }

@@ -113,10 +113,24 @@ const cases: Case[] = [
     expect: { keep: ['c1'] },
   },
   {
-    name: 'an invocation never restarts, whatever its policy',
-    desired: [inst('a', { kind: 'invocation', spec: { image: 'machete/busybox:test', restart: 'always' } })],
+    name: 'leaves invocations to the runner: a desired invocation is neither created nor restarted',
+    desired: [inst('a', { kind: 'invocation', spec: { image: 'machete/busybox:test', restart: 'always' } }), inst('b', { kind: 'invocation' })],
     observed: [ctr('c1', 'a', { ...exited(1), kind: 'invocation' })],
-    expect: { keep: ['c1'] },
+    expect: {},
+  },
+  {
+    name: 'never removes a running invocation or warm container as an orphan, nor counts it',
+    desired: [],
+    observed: [ctr('c1', 'inv', { kind: 'invocation' }), ctr('c2', 'inv2', { kind: 'invocation', ...exited(0) }), ctr('c3', 'w', { kind: 'warm' })],
+    full: true,
+    expect: {},
+  },
+  {
+    name: 'an invocation container sharing an instance id is not taken for a duplicate or for the replica',
+    desired: [inst('a')],
+    observed: [ctr('c1', 'a', { kind: 'invocation' })],
+    full: true,
+    expect: { create: ['a'] },
   },
   {
     name: 'starts a created container that never ran',

@@ -1,4 +1,4 @@
-import type { DesiredInstance } from '../../../protocol/src/index.ts';
+import type { DesiredInstance, InstanceKind } from '../../../protocol/src/index.ts';
 import type { ObservedContainer } from '../docker/port.ts';
 
 /**
@@ -36,6 +36,13 @@ export interface PlanOptions {
 const LIVE_STATES = new Set(['running', 'paused', 'restarting']);
 
 export const isLive = (c: ObservedContainer): boolean => LIVE_STATES.has(c.state);
+
+/**
+ * Only replicas are reconciled. Invocation containers belong to the invocation runner, which
+ * removes them itself (and sweeps leftovers at start); `warm` sandboxes will have their own pool.
+ * The loop must neither remove them as orphans nor count them for an instance.
+ */
+export const isReconciled = (kind: InstanceKind): boolean => kind === 'replica';
 
 /** Containers the engine is already deleting do not count for anything. */
 export function groupByInstance(observed: readonly ObservedContainer[]): Map<string, ObservedContainer[]> {
@@ -111,8 +118,8 @@ export function emptyPlan(): Plan {
 /** Every list comes out sorted by instance id, so equal inputs give equal plans. */
 export function plan(desired: readonly DesiredInstance[], observed: readonly ObservedContainer[], opts: PlanOptions): Plan {
   const out = emptyPlan();
-  const wanted = new Map(desired.map((d) => [d.id, d]));
-  const groups = groupByInstance(observed);
+  const wanted = new Map(desired.filter((d) => isReconciled(d.kind)).map((d) => [d.id, d]));
+  const groups = groupByInstance(observed.filter((c) => isReconciled(c.kind)));
   const ids = [...new Set([...wanted.keys(), ...groups.keys()])].sort();
   for (const id of ids) {
     const inst = wanted.get(id);
