@@ -52,7 +52,10 @@ async function main() {
     const raw = async () => {
       const inst: DesiredInstance = { id: `r${n++}x${process.pid}`, tool: 'bench-echo', version: 1, kind: 'invocation', revision: 0, desired: 'running', spec };
       const p = buildCreatePayload(inst, { hostId: 'bench-raw', allowedMounts: [], engineEndpoint: '/none.sock' });
-      const c = await docker.createContainer({ name: p.name, ...p.body, OpenStdin: false, StdinOnce: false, AttachStdin: false } as Docker.ContainerCreateOptions);
+      // The baseline reads output back with `logs`, which needs a readable log driver
+      // (MACHETE's invocations attach instead and run with logging off).
+      const hostConfig = { ...(p.body.HostConfig as object), LogConfig: { Type: 'json-file', Config: {} } };
+      const c = await docker.createContainer({ name: p.name, ...p.body, HostConfig: hostConfig, OpenStdin: false, StdinOnce: false, AttachStdin: false } as Docker.ContainerCreateOptions);
       await c.start();
       const w = await c.wait();
       const out = await c.logs({ stdout: true, stderr: true, follow: false });

@@ -2,6 +2,9 @@ import { MAX_FRAME_BYTES } from '../../../protocol/src/index.ts';
 import type { InvocationRequest, InvocationResult } from '../../../protocol/src/index.ts';
 import type { CreatePayload, DockerPort, RunResult } from '../docker/port.ts';
 
+/** How long an image found on the engine is assumed to still be there. */
+const IMAGE_CHECK_TTL_MS = 30_000;
+
 /** pino-compatible (fields first, then message). */
 export interface RunnerLog {
   info(fields: Record<string, unknown>, msg: string): void;
@@ -132,6 +135,8 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
     if (recent.size > RECENT_IDS) recent.delete(recent.values().next().value as string);
   };
 
+  const imagesSeen = new Map<string, number>();
+
   async function execute(req: InvocationRequest, signal: AbortSignal): Promise<InvocationResult> {
     const t0 = performance.now();
     let payload: CreatePayload;
@@ -140,14 +145,20 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
     } catch (err) {
       return failedResult(req.id, `refused: ${refusalOf(err)}`, t0);
     }
-    let present: boolean;
-    try {
-      present = await port.imageExists(req.spec.image);
-    } catch (err) {
-      return failedResult(req.id, `engine error: ${message(err)}`, t0);
+    const image = req.spec.image;
+    // A cold start is latency-bound: a recent "present" answer saves one engine call per run.
+    if ((imagesSeen.get(image) ?? 0) < Date.now() - IMAGE_CHECK_TTL_MS) {
+      let present: boolean;
+      try {
+        present = await port.imageExists(image);
+      } catch (err) {
+        return failedResult(req.id, `engine error: ${message(err)}`, t0);
+      }
+      if (!present) return failedResult(req.id, `image not found: ${image}`, t0);
+      imagesSeen.set(image, Date.now());
     }
-    if (!present) return failedResult(req.id, `image not found: ${req.spec.image}`, t0);
     const r = await port.run({ payload, stdin: req.stdin, timeoutMs: req.timeoutSeconds * 1000, maxOutputBytes: req.maxOutputBytes, signal });
+    if (r.containerId === null && r.status === 'failed') imagesSeen.delete(image); // never created: ask again next time
     return toResult(req.id, r);
   }
 
