@@ -6,3 +6,4 @@ export * from './revision.ts';
 export * from './tokens.ts';
 export * from './tools.ts';
 export * from './invocations.ts';
+export * from './secrets.ts';
