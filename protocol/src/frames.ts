@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { INSTANCE_KINDS } from './labels.ts';
-import { LabelMapSchema, ToolNameSchema, ToolSpecSchema } from './toolSpec.ts';
+import { LabelMapSchema, MAX_SECRET_VALUE_BYTES, SECRET_NAME_RE, ToolNameSchema, ToolSpecSchema } from './toolSpec.ts';
 
 /** Largest frame either side accepts; larger frames close the connection (1009). */
 // Sized for an invocation result: two 1 MiB outputs, JSON-escaped in the worst case.
@@ -13,6 +13,18 @@ export const INSTANCE_STATES = ['pending', 'starting', 'running', 'exited', 'fai
 export const InstanceStateSchema = z.enum(INSTANCE_STATES);
 export type InstanceState = z.infer<typeof InstanceStateSchema>;
 
+/**
+ * The value of one secret the instance's spec names. Sent only to the host that runs the
+ * instance; `version` changes with the value, so the agent can tell a rotation without hashing values.
+ */
+export const SecretValueSchema = z.strictObject({
+  name: z.string().regex(SECRET_NAME_RE),
+  value: z.string().max(MAX_SECRET_VALUE_BYTES),
+  version: z.number().int().min(1),
+});
+export type SecretValue = z.infer<typeof SecretValueSchema>;
+const SecretValues = z.array(SecretValueSchema).max(64).optional();
+
 /** One instance as the control plane wants it to be on a host. */
 export const DesiredInstanceSchema = z.strictObject({
   id: Id,
@@ -22,6 +34,8 @@ export const DesiredInstanceSchema = z.strictObject({
   revision: Revision,
   desired: z.enum(['running', 'stopped']),
   spec: ToolSpecSchema,
+  /** Values of `spec.secrets`, nothing more (absent: the spec names none). */
+  secrets: SecretValues,
 });
 export type DesiredInstance = z.infer<typeof DesiredInstanceSchema>;
 
@@ -52,6 +66,8 @@ export const InvocationRequestSchema = z.strictObject({
   timeoutSeconds: z.number().int().min(1).max(86_400),
   /** Cap per stream; past it output is discarded and `truncated` is set. */
   maxOutputBytes: z.number().int().min(1).max(64 * 1024 * 1024),
+  /** Values of `spec.secrets`, nothing more. */
+  secrets: SecretValues,
 });
 export type InvocationRequest = z.infer<typeof InvocationRequestSchema>;
 

@@ -2,3 +2,4 @@ export * from './frames.ts';
 export * from './labels.ts';
 export * from './toolSpec.ts';
 export * from './version.ts';
+export * from './images.ts';

@@ -24,6 +24,8 @@ export const ImageSchema = z.string().min(1).max(512).regex(IMAGE_RE, 'not a val
 
 export const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 export const SECRET_NAME_RE = /^[a-z0-9](?:[a-z0-9_.-]{0,61}[a-z0-9])?$/;
+/** Largest secret value, in UTF-8 bytes (it is a file under /run/secrets, not a blob store). */
+export const MAX_SECRET_VALUE_BYTES = 64 * 1024;
 const LABEL_KEY_RE = /^[a-z0-9](?:[a-z0-9_.-]{0,61}[a-z0-9])?$/;
 const LABEL_VALUE_RE = /^[A-Za-z0-9_.-]{0,63}$/;
 
