@@ -60,6 +60,8 @@ const EnvSchema = z.object({
   MACHETE_INVOKE_MAX_OUTPUT_BYTES: int(1024 * 1024, 1024, 1024 * 1024),
   /** Finished invocations are deleted after this many hours. */
   MACHETE_INVOCATION_RETENTION_HOURS: int(24, 1, 24 * 365),
+  /** File holding the bearer token Prometheus must send to GET /metrics (an admin token works too). */
+  MACHETE_METRICS_TOKEN_FILE: z.string().min(1).optional(),
 });
 
 export interface ApiConfig {
@@ -76,6 +78,8 @@ export interface ApiConfig {
   readonly http: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number; readonly ratePerSecond: number; readonly rateBurst: number };
   readonly agentSendBufferBytes: number;
   readonly invocations: { readonly maxPerTool: number; readonly maxPerHost: number; readonly maxOutputBytes: number; readonly retentionHours: number };
+  /** /metrics: a scrape token from MACHETE_METRICS_TOKEN_FILE; without one it is open only on a loopback bind. */
+  readonly metrics: { readonly token: string | null; readonly open: boolean };
 }
 
 /** Reads the environment once. Throws a readable error naming the bad variable. */
@@ -88,6 +92,8 @@ export function loadConfig(env: Record<string, string | undefined>): ApiConfig {
   const e = r.data;
   if (e.MACHETE_HTTP_HEADERS_TIMEOUT_MS > e.MACHETE_HTTP_REQUEST_TIMEOUT_MS) throw new Error('configuration: MACHETE_HTTP_HEADERS_TIMEOUT_MS must not exceed MACHETE_HTTP_REQUEST_TIMEOUT_MS');
   const dataDir = path.resolve(e.MACHETE_DATA_DIR);
+  const metricsToken = e.MACHETE_METRICS_TOKEN_FILE ? readFileSync(e.MACHETE_METRICS_TOKEN_FILE, 'utf8').trim() : null;
+  if (metricsToken !== null && metricsToken.length < 16) throw new Error('configuration: MACHETE_METRICS_TOKEN_FILE must hold a token of at least 16 characters');
   const url = e.DATABASE_URL_FILE ? readFileSync(e.DATABASE_URL_FILE, 'utf8').trim() : e.DATABASE_URL;
   return Object.freeze({
     port: e.MACHETE_PORT,
@@ -114,5 +120,11 @@ export function loadConfig(env: Record<string, string | undefined>): ApiConfig {
       maxOutputBytes: e.MACHETE_INVOKE_MAX_OUTPUT_BYTES,
       retentionHours: e.MACHETE_INVOCATION_RETENTION_HOURS,
     }),
+    metrics: Object.freeze({ token: metricsToken, open: metricsToken === null && isLoopback(e.MACHETE_BIND) }),
   });
+}
+
+/** Addresses only this machine can reach (the default bind): there /metrics may be open. */
+function isLoopback(bind: string): boolean {
+  return bind === 'localhost' || bind === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bind);
 }

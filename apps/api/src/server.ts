@@ -41,7 +41,7 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
   const database = await createDb(config.database.driver === 'postgres' ? { driver: 'postgres', url: config.database.url } : { driver: 'pglite', dataDir: config.database.dataDir });
   // On PostgreSQL, replicas share changes through LISTEN/NOTIFY; PGlite is one process.
   const pgFeed = database.driver === 'postgres' ? await createPgChangeFeed(database, (err) => log.error({ err }, 'change feed error')) : null;
-  const { deps, hub, feed } = wire({ ...(pgFeed ? { feed: pgFeed } : {}), db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, agentSendBufferBytes: config.agentSendBufferBytes });
+  const { deps, hub, feed } = wire({ ...(pgFeed ? { feed: pgFeed } : {}), db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, agentSendBufferBytes: config.agentSendBufferBytes, metricsAccess: config.metrics });
   const { db, tokens, events, services } = deps;
   await writeAdminToken(config, tokens, log);
 
@@ -84,6 +84,7 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
     mintJoinToken: async (ttlSeconds = 600) => (await tokens.issue({ kind: 'join', ttlSeconds })).token,
     async close() {
       clearInterval(sweep);
+      deps.metrics.stop();
       await hub.close();
       await events.stop().catch((err) => log.warn({ err }, 'could not write pending audit summaries'));
       wss.close();

@@ -1,8 +1,9 @@
 import type { Db } from '../../../db/src/index.ts';
 import { createTokenService } from './auth/tokens.ts';
-import type { Deps, HttpLimits } from './http/deps.ts';
+import type { Deps, HttpLimits, MetricsAccess } from './http/deps.ts';
 import { AgentHub } from './hub/hub.ts';
 import type { Logger } from './logger.ts';
+import { createMetrics } from './metrics/metrics.ts';
 import { createLocalChangeFeed, type ChangeFeed } from './services/changeFeed.ts';
 import { createDeploymentService } from './services/deployments.ts';
 import { EventLog } from './services/events.ts';
@@ -16,7 +17,7 @@ export const VERSION = '0.1.0';
 /** Builds every service once, around one database and one signing key. */
 export const DEFAULT_INVOCATION_LIMITS: InvocationLimits = { maxPerTool: 32, maxPerHost: 16, maxOutputBytes: 1024 * 1024, retentionHours: 24 };
 
-export function wire(opts: { db: Db; key: Uint8Array; log: Logger; heartbeatMs: number; feed?: ChangeFeed; invocationLimits?: InvocationLimits; limits?: HttpLimits; agentSendBufferBytes?: number }): { deps: Deps; hub: AgentHub; feed: ChangeFeed } {
+export function wire(opts: { db: Db; key: Uint8Array; log: Logger; heartbeatMs: number; feed?: ChangeFeed; invocationLimits?: InvocationLimits; limits?: HttpLimits; agentSendBufferBytes?: number; metricsAccess?: MetricsAccess }): { deps: Deps; hub: AgentHub; feed: ChangeFeed } {
   const { db, log } = opts;
   const tokens = createTokenService(db, opts.key);
   const events = new EventLog(db);
@@ -33,8 +34,9 @@ export function wire(opts: { db: Db; key: Uint8Array; log: Logger; heartbeatMs: 
     hosts: createHostService(sd, tokens),
     instances: createInstanceService(db),
   };
-  hub = new AgentHub({ db, feed, events, hosts: services.hosts, instances: services.instances, log, heartbeatMs: opts.heartbeatMs, ...(opts.agentSendBufferBytes ? { maxBufferedBytes: opts.agentSendBufferBytes } : {}), completeInvocation: (h, r) => invocations.complete(h, r) });
+  const metrics = createMetrics({ db, events, connectedHosts: () => hub!.connectedHosts() });
+  hub = new AgentHub({ frames: metrics.frames, db, feed, events, hosts: services.hosts, instances: services.instances, log, heartbeatMs: opts.heartbeatMs, ...(opts.agentSendBufferBytes ? { maxBufferedBytes: opts.agentSendBufferBytes } : {}), completeInvocation: (h, r) => invocations.complete(h, r) });
   const theHub = hub;
-  const deps: Deps = { db, log, tokens, events, services, connectedHosts: () => theHub.connectedHosts(), version: VERSION, ...(opts.limits ? { limits: opts.limits } : {}) };
+  const deps: Deps = { db, log, tokens, events, services, connectedHosts: () => theHub.connectedHosts(), version: VERSION, metrics, ...(opts.metricsAccess ? { metricsAccess: opts.metricsAccess } : {}), ...(opts.limits ? { limits: opts.limits } : {}) };
   return { deps, hub: theHub, feed };
 }

@@ -12,8 +12,10 @@ import { eventRoutes } from './routes/events.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { instanceRoutes } from './routes/instances.ts';
 import { invocationRoutes } from './routes/invocations.ts';
+import { observabilityRoutes, httpMetrics } from './routes/observability.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { toolRoutes } from './routes/tools.ts';
+import { webRoutes } from './web.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 export const MAX_JSON_DEPTH = 64;
@@ -24,6 +26,7 @@ export function createApp(d: Deps) {
   const app = new OpenAPIHono();
   app.onError(createErrorHandler(d.log));
   app.notFound((c) => c.json(errorBody('not_found', 'no such route'), 404));
+  app.use('*', httpMetrics(d.metrics));
   app.use('*', secureHeaders({ contentSecurityPolicy: undefined }));
   // Outermost on /api: sees the final status of every request, refusals by the limits below included.
   app.use('/api/*', auditTrail({ events: d.events }));
@@ -40,6 +43,7 @@ export function createApp(d: Deps) {
   );
   app.use('/api/*', jsonDepthLimit({ maxDepth: MAX_JSON_DEPTH }));
 
+  app.route('/', observabilityRoutes(d));
   app.get('/api/health', (c) =>
     c.json({ status: 'healthy', version: d.version, connectedAgents: d.connectedHosts().size, time: new Date().toISOString() }),
   );
@@ -63,10 +67,7 @@ export function createApp(d: Deps) {
     servers: [{ url: '/' }],
   });
   app.get('/api/docs', swaggerUI({ url: '/api/openapi.json' }));
-  app.get('/', (c) => c.html(LANDING));
+  app.route('/', webRoutes());
   return app;
 }
 export type App = ReturnType<typeof createApp>;
-
-const LANDING = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>MACHETE</title></head>
-<body><main><h1>MACHETE</h1><p>The control plane is running. API reference: <a href="/api/docs">/api/docs</a> (<a href="/api/openapi.json">OpenAPI</a>).</p></main></body></html>`;

@@ -1,6 +1,7 @@
 import type { Db } from '../../../../db/src/index.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { DeploymentService } from '../services/deployments.ts';
 import type { EventLog } from '../services/events.ts';
 import type { HostService } from '../services/hosts.ts';
@@ -26,6 +27,17 @@ export interface Deps {
   version: string;
   /** HTTP limits (defaults: DEFAULT_HTTP_LIMITS in app.ts). */
   limits?: HttpLimits;
+  /** Prometheus instruments of this app (one registry per app). */
+  metrics: Metrics;
+  /** Who may read /metrics (default: anyone; server.ts opens it only on a loopback bind). */
+  metricsAccess?: MetricsAccess;
+}
+
+export interface MetricsAccess {
+  /** A dedicated scrape token (MACHETE_METRICS_TOKEN_FILE); an admin token is accepted too. */
+  token: string | null;
+  /** Without a token: true lets anyone scrape, false asks for an admin token. */
+  open: boolean;
 }
 
 export interface HttpLimits {

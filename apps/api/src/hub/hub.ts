@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws';
 import { PROTOCOL_VERSION, type Hello, type InvocationResult, type ServerFrame, type Status } from '../../../../protocol/src/index.ts';
 import type { Db } from '../../../../db/src/index.ts';
 import type { Logger } from '../logger.ts';
+import type { FrameMeter } from '../metrics/metrics.ts';
 import type { ChangeFeed } from '../services/changeFeed.ts';
 import type { EventLog } from '../services/events.ts';
 import type { HostService } from '../services/hosts.ts';
@@ -22,6 +23,8 @@ export interface HubDeps {
   maxBufferedBytes?: number;
   /** Where agents' invocation results go (the invocation service). */
   completeInvocation: (hostId: string, result: InvocationResult) => Promise<'ok' | 'foreign' | 'stale'>;
+  /** Counts frames in, out and dropped (metrics). */
+  frames?: FrameMeter;
 }
 
 /** Holds agent sessions, one per host, and keeps each agent's desired state current. */
@@ -49,7 +52,7 @@ export class AgentHub {
   /** Takes over an authenticated socket. A newer connection for the same host wins; the older is closed. */
   attach(hostId: string, ws: WebSocket): void {
     const prev = this.sessions.get(hostId);
-    const s = new AgentSession(hostId, ws, this.handlers, this.d.log, this.d.heartbeatMs, this.d.maxBufferedBytes);
+    const s = new AgentSession(hostId, ws, this.handlers, this.d.log, this.d.heartbeatMs, this.d.maxBufferedBytes, this.d.frames);
     this.sessions.set(hostId, s);
     if (prev) prev.close(4001, 'replaced by a newer connection');
   }

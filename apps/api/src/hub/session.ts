@@ -1,10 +1,12 @@
 import type { WebSocket } from 'ws';
 import { parseAgentFrame, PROTOCOL_VERSION, type Hello, type InvocationResult, type ServerFrame, type Status } from '../../../../protocol/src/index.ts';
 import type { Logger } from '../logger.ts';
+import type { FrameMeter } from '../metrics/metrics.ts';
 
 /** Send-buffer cap: an agent that stops reading is closed rather than buffered forever. */
 export const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const HELLO_TIMEOUT_MS = 10_000;
+const NO_METER: FrameMeter = { received() {}, sent() {}, dropped() {} };
 
 export interface SessionHandlers {
   onHello(s: AgentSession, hello: Hello): Promise<void>;
@@ -21,6 +23,7 @@ const WS_REFUSALS: Record<string, string> = {
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 'frame larger than the limit (closed with 1009)',
   WS_ERR_INVALID_UTF8: 'frame is not valid UTF-8 (closed with 1007)',
 };
+const WS_DROP_REASONS: Record<string, string> = { WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 'too_large', WS_ERR_INVALID_UTF8: 'invalid_utf8' };
 
 /** One agent connection: frames in order, one at a time; liveness by ws ping/pong. */
 export class AgentSession {
@@ -46,9 +49,13 @@ export class AgentSession {
     private readonly log: Logger,
     heartbeatMs: number,
     private readonly maxBufferedBytes = MAX_BUFFERED_BYTES,
+    private readonly meter: FrameMeter = NO_METER,
   ) {
     ws.on('message', (data, isBinary) => {
-      if (isBinary) return this.refuse('binary frame', () => this.close(1003, 'binary frames are not accepted'));
+      if (isBinary) {
+        meter.dropped('in', 'binary');
+        return this.refuse('binary frame', () => this.close(1003, 'binary frames are not accepted'));
+      }
       const text = data.toString('utf8');
       // Frames are handled strictly in arrival order.
       this.queue = this.queue.then(() => this.handle(text)).catch((err) => this.log.error({ err, hostId }, 'agent frame handling failed'));
@@ -56,7 +63,9 @@ export class AgentSession {
     ws.on('pong', () => (this.alive = true));
     ws.on('close', () => this.finish());
     ws.on('error', (err) => {
-      const refusal = WS_REFUSALS[(err as { code?: string }).code ?? ''];
+      const code = (err as { code?: string }).code ?? '';
+      const refusal = WS_REFUSALS[code];
+      if (refusal) meter.dropped('in', WS_DROP_REASONS[code] ?? 'other');
       if (refusal) this.handlers.onRefused(this, refusal);
       else this.log.warn({ err: err.message, hostId }, 'agent socket error');
     });
@@ -75,11 +84,13 @@ export class AgentSession {
     if (this.closed) return;
     const r = parseAgentFrame(text);
     if (!r.ok) {
+      this.meter.dropped('in', 'invalid_frame');
       this.handlers.onRefused(this, 'invalid frame');
       this.send({ type: 'error', code: 'invalid_frame', message: r.error });
       return;
     }
     const f = r.frame;
+    this.meter.received(f.type);
     if (!this.helloDone) {
       if (f.type !== 'hello') return this.refuse('frame before hello', () => this.close(4002, 'expected hello'));
       if (f.protocol !== PROTOCOL_VERSION) return this.refuse('unsupported protocol version', () => this.close(4003, `protocol ${PROTOCOL_VERSION} required`));
@@ -101,15 +112,20 @@ export class AgentSession {
   }
 
   send(frame: ServerFrame): boolean {
-    if (this.closed || this.ws.readyState !== this.ws.OPEN) return false;
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) {
+      this.meter.dropped('out', 'not_connected');
+      return false;
+    }
     // Checked before sending, so one large frame to a healthy agent is fine; a backlog is not.
     // Memory per agent is bounded by the cap plus one frame.
     if (this.ws.bufferedAmount > this.maxBufferedBytes) {
       // Dropped at once: a close frame would only queue behind the backlog it cannot drain.
+      this.meter.dropped('out', 'send_buffer_full');
       this.refuse('send buffer over the cap (agent not reading)', () => this.terminate());
       return false;
     }
     this.ws.send(JSON.stringify(frame));
+    this.meter.sent(frame.type);
     return true;
   }
 

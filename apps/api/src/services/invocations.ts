@@ -173,7 +173,7 @@ export function createInvocationService(
       for (const w of waiters.get(id) ?? []) w(v);
       waiters.delete(id);
       void events
-        .record({ kind: 'lifecycle', actor: row.hostId ? `host:${row.hostId}` : 'system', action: 'invocation.finish', target: id, outcome: r.status === 'succeeded' ? 'ok' : 'error', reason: r.reason ?? null, data: { tool: row.tool, status: r.status, exitCode: r.exitCode ?? null } })
+        .record({ kind: 'lifecycle', actor: row.hostId ? `host:${row.hostId}` : 'system', action: 'invocation.finish', target: id, outcome: r.status === 'succeeded' ? 'ok' : 'error', reason: r.reason ?? null, data: { tool: row.tool, status: r.status, exitCode: r.exitCode ?? null, durationMs: row.durationMs } })
         .catch((err) => log.error({ err }, 'recording an invocation event failed'));
     },
 
