@@ -1,10 +1,12 @@
 import { Command } from 'commander';
+import { registerAudit } from './commands/audit.ts';
 import { registerEvents } from './commands/events.ts';
 import { registerHosts } from './commands/hosts.ts';
 import { registerInstances } from './commands/instances.ts';
 import { registerInvoke } from './commands/invoke.ts';
 import { registerLogin } from './commands/login.ts';
 import { registerScale } from './commands/scale.ts';
+import { registerSecrets } from './commands/secrets.ts';
 import { registerTokens } from './commands/tokens.ts';
 import { registerTool } from './commands/tool.ts';
 import type { Ctx } from './context.ts';
@@ -44,6 +46,8 @@ export function buildProgram(ctx: Ctx): Command {
   registerTokens(program, ctx);
   registerEvents(program, ctx);
   registerInvoke(program, ctx);
-  // logs, secret and audit arrive with their API routes (not served yet).
+  registerSecrets(program, ctx);
+  registerAudit(program, ctx);
+  // logs and secret arrive with their API routes (not served yet).
   return program;
 }
