@@ -9,6 +9,7 @@ import {
   type InstanceStatus,
   type InvocationRequest,
   type InvocationResult,
+  type LogsRequest,
 } from '../../protocol/src/index.ts';
 
 export interface ConnectionLog {
@@ -30,6 +31,10 @@ export interface ConnectionDeps {
   onInvoke?(req: InvocationRequest): void;
   /** A `cancel` frame for an invocation. */
   onCancel?(id: string): void;
+  /** Log stream frames (agent/src/logs/streamer.ts). */
+  onLogs?(req: LogsRequest): void;
+  onLogCredit?(streamId: string, bytes: number): void;
+  onLogsCancel?(streamId: string): void;
   log: ConnectionLog;
   heartbeatMs?: number;
 }
@@ -84,6 +89,12 @@ export class AgentConnection {
     if (this.pendingResults.length === 0 && this.trySendResult(result)) return true;
     this.keepResult(result);
     return false;
+  }
+
+  /** A log stream frame, only after our hello on an open socket (never held: streams end with the connection). */
+  sendLog(frame: AgentFrame): boolean {
+    if (!this.helloSent) return false;
+    return this.send(frame);
   }
 
   private trySendResult(result: InvocationResult): boolean {
@@ -202,6 +213,15 @@ export class AgentConnection {
         return;
       case 'cancel':
         this.d.onCancel?.(f.id);
+        return;
+      case 'logs':
+        this.d.onLogs?.(f);
+        return;
+      case 'logCredit':
+        this.d.onLogCredit?.(f.streamId, f.bytes);
+        return;
+      case 'logsCancel':
+        this.d.onLogsCancel?.(f.streamId);
         return;
     }
   }

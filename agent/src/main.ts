@@ -6,6 +6,7 @@ import { createDockerodePort, dockerOptionsFrom, endpointOf } from './docker/doc
 import { buildCreatePayload } from './docker/payload.ts';
 import type { DockerPort } from './docker/port.ts';
 import { createInvocationRunner, type InvocationRunner } from './invoke/runner.ts';
+import { LogStreamer } from './logs/streamer.ts';
 import { createReconciler, type Reconciler } from './reconcile/loop.ts';
 
 export const AGENT_VERSION = '0.1.0';
@@ -14,6 +15,7 @@ export interface RunningAgent {
   hostId: string;
   reconciler: Reconciler;
   runner: InvocationRunner;
+  logs: LogStreamer;
   connection: AgentConnection;
   stop(): Promise<void>;
 }
@@ -46,6 +48,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
     onResult: (r) => void connection.sendInvocationResult(r),
     log,
   });
+  const logs = new LogStreamer({ port, hostId: cred.hostId, live: (id) => runner.output(id), send: (f) => connection.sendLog(f), log });
   const wsUrl = `${server.replace(/^http/, 'ws')}/api/v1/agent/connect`;
   const connection: AgentConnection = new AgentConnection({
     url: wsUrl,
@@ -55,9 +58,15 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
       return { agentVersion: AGENT_VERSION, hostName: config.hostName, labels: { ...config.labels }, capacity: { cpus: info.cpus, memoryMb: info.memoryMb } };
     },
     onDesired: (instances, revision) => reconciler.setDesired(instances, revision, true),
-    onDisconnected: () => reconciler.markDisconnected(),
+    onDisconnected: () => {
+      reconciler.markDisconnected();
+      logs.closeAll();
+    },
     onInvoke: (req) => runner.run(req),
     onCancel: (id) => runner.cancel(id),
+    onLogs: (req) => logs.open(req),
+    onLogCredit: (id, bytes) => logs.credit(id, bytes),
+    onLogsCancel: (id) => logs.cancel(id),
     onUnauthorized: () => {
       // The credential was revoked or the server forgot us: enroll again if we still can.
       if (!config.joinToken) return log.error({}, 'agent credential refused and no join token to enroll again');
@@ -74,8 +83,10 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
     hostId: cred.hostId,
     reconciler,
     runner,
+    logs,
     connection,
     async stop() {
+      logs.closeAll();
       // Invocations first, while the connection can still carry their `cancelled` results.
       await runner.stop();
       connection.stop();

@@ -112,10 +112,38 @@ export const StatusFrame = z.strictObject({
 export const HeartbeatFrame = z.strictObject({ type: z.literal('heartbeat'), at: z.number().int() });
 export const InvocationResultFrame = z.strictObject({ type: z.literal('invocationResult'), result: InvocationResultSchema });
 
-export const AgentFrameSchema = z.discriminatedUnion('type', [HelloFrame, StatusFrame, HeartbeatFrame, InvocationResultFrame]);
+// ── log streams ───────────────────────────────────────────────────────────────
+// Credit-based flow control: the server opens a stream with a window of bytes; the agent sends at
+// most that much data, pausing its engine stream at zero; the server grants more (`logCredit`) only
+// once its HTTP client has taken the bytes. Every hop thus holds at most one window per stream.
+/** Largest `data` of one logChunk, in UTF-8 bytes. */
+export const LOG_CHUNK_BYTES = 16 * 1024;
+/** Default window per stream. */
+export const LOG_WINDOW_BYTES = 256 * 1024;
+const StreamId = z.string().regex(/^l[0-9a-f]{24}$/);
+/** Output of a log stream the server opened on this host; `dropped` counts bytes lost just before `data`. */
+export const LogChunkFrame = z.strictObject({
+  type: z.literal('logChunk'),
+  streamId: StreamId,
+  stream: z.enum(['stdout', 'stderr']),
+  /** UTF-8 text of at most LOG_CHUNK_BYTES bytes (invalid sequences become U+FFFD). */
+  data: z.string().max(64 * 1024),
+  dropped: z.number().int().min(0).optional(),
+});
+/** The stream is over: the container ended, the backlog was sent, or it could not be served (`code`). */
+export const LogEndFrame = z.strictObject({
+  type: z.literal('logEnd'),
+  streamId: StreamId,
+  code: z.enum(['not_found', 'busy', 'unavailable']).nullable(),
+  reason: z.string().max(1024),
+});
+
+export const AgentFrameSchema = z.discriminatedUnion('type', [HelloFrame, StatusFrame, HeartbeatFrame, InvocationResultFrame, LogChunkFrame, LogEndFrame]);
 export type AgentFrame = z.infer<typeof AgentFrameSchema>;
 export type Hello = z.infer<typeof HelloFrame>;
 export type Status = z.infer<typeof StatusFrame>;
+export type LogChunk = z.infer<typeof LogChunkFrame>;
+export type LogEnd = z.infer<typeof LogEndFrame>;
 
 // ── server → agent ────────────────────────────────────────────────────────────
 export const WelcomeFrame = z.strictObject({
@@ -149,10 +177,34 @@ export const InvokeFrame = z.strictObject({ type: z.literal('invoke'), invocatio
 /** Kill a running invocation; its result comes back with status `cancelled`. */
 export const CancelFrame = z.strictObject({ type: z.literal('cancel'), id: Id });
 
-export const ServerFrameSchema = z.discriminatedUnion('type', [WelcomeFrame, SnapshotFrame, DeltaFrame, HeartbeatFrame, ErrorFrame, InvokeFrame, CancelFrame]);
+/**
+ * Open a log stream: a replica's current container (`instance`) or a running invocation's
+ * captured output. The agent may send `window` bytes of data, then waits for `logCredit`.
+ */
+export const LogsFrame = z.strictObject({
+  type: z.literal('logs'),
+  streamId: StreamId,
+  target: z.enum(['instance', 'invocation']),
+  id: Id,
+  /** The container the control plane last saw serving the instance; a hint, checked by the agent. */
+  containerId: z.string().max(128).nullable(),
+  follow: z.boolean(),
+  /** Last N lines only (instances). */
+  tail: z.number().int().min(0).max(1_000_000).nullable(),
+  /** Unix seconds: only output after it (instances). */
+  since: z.number().int().min(0).nullable(),
+  window: z.number().int().min(1024).max(16 * 1024 * 1024),
+});
+/** The client consumed `bytes` more of the stream: the agent may send that much more. */
+export const LogCreditFrame = z.strictObject({ type: z.literal('logCredit'), streamId: StreamId, bytes: z.number().int().min(1).max(16 * 1024 * 1024) });
+/** The client went away: the agent closes the engine stream and sends nothing more for it. */
+export const LogsCancelFrame = z.strictObject({ type: z.literal('logsCancel'), streamId: StreamId });
+
+export const ServerFrameSchema = z.discriminatedUnion('type', [WelcomeFrame, SnapshotFrame, DeltaFrame, HeartbeatFrame, ErrorFrame, InvokeFrame, CancelFrame, LogsFrame, LogCreditFrame, LogsCancelFrame]);
 export type ServerFrame = z.infer<typeof ServerFrameSchema>;
 export type Snapshot = z.infer<typeof SnapshotFrame>;
 export type Delta = z.infer<typeof DeltaFrame>;
+export type LogsRequest = z.infer<typeof LogsFrame>;
 
 export type FrameResult<T> = { ok: true; frame: T } | { ok: false; error: string };
 

@@ -6,6 +6,7 @@ import Docker from 'dockerode';
 import { INSTANCE_KINDS, ImageSchema, Labels } from '../../../protocol/src/index.ts';
 import type { InstanceKind } from '../../../protocol/src/index.ts';
 import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer } from './port.ts';
+import { streamLogs } from './logs.ts';
 import { runContainer } from './run.ts';
 
 export interface DockerodePortOptions {
@@ -224,6 +225,11 @@ export function createDockerodePort(opts: DockerodePortOptions): DockerPort {
     run(req) {
       // Only the short calls get `deadline`; attach and wait last as long as the tool runs.
       return runContainer(docker, req, deadline, timeoutMs);
+    },
+
+    logs(id, logOpts, sink) {
+      assertContainerRef(id);
+      return streamLogs(docker, id, logOpts, sink);
     },
   };
 }

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { INSTANCE_KINDS, Labels } from '../../../protocol/src/index.ts';
 import type { InstanceKind } from '../../../protocol/src/index.ts';
-import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer, RunRequest, RunResult } from './port.ts';
+import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer, OutputBuffer, RunRequest, RunResult } from './port.ts';
+import { MemoryLogs } from './memoryLogs.ts';
 import { CappedOutput } from './run.ts';
 
 export type MemoryState = 'created' | 'running' | 'exited';
@@ -27,6 +28,10 @@ export interface MemoryPort extends DockerPort {
   readonly calls: Record<Method, number>;
   /** Images imageExists() answers true for; empty means every image exists. */
   readonly images: Set<string>;
+  /** Appends to a container's log (what its process printed). */
+  writeLog(id: string, stream: 'stdout' | 'stderr', text: string): void;
+  /** Log reads not yet ended. */
+  openLogStreams(): number;
 }
 
 export interface MemoryPortOptions {
@@ -70,8 +75,9 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
   const byId = new Map<string, MemoryContainer>();
   const idByName = new Map<string, string>();
   const subscribers = new Set<{ hostId: string; onEvent: (e: EngineEvent) => void }>();
-  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0, run: 0 };
+  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0, run: 0, logs: 0 };
   const images = new Set<string>();
+  const logs = new MemoryLogs();
 
   const emit = (c: MemoryContainer, action: string) => {
     const e: EngineEvent = { containerId: c.id, action, instanceId: c.labels[Labels.instance] };
@@ -88,6 +94,7 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
     c.state = 'exited';
     c.exitCode = code;
     emit(c, 'die');
+    logs.stopped(c.id, false);
   };
   const add = (payload: CreatePayload): MemoryContainer => {
     if (idByName.has(payload.name)) {
@@ -106,6 +113,7 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
     byId.delete(c.id);
     idByName.delete(c.name);
     emit(c, 'destroy');
+    logs.stopped(c.id, true);
   };
 
   return {
@@ -180,6 +188,19 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
         drop(c);
       }
     },
+    logs(id, opts, sink) {
+      calls.logs++;
+      const c = byId.get(id) ?? byId.get(idByName.get(id) ?? '');
+      if (!c) {
+        queueMicrotask(() => sink.end(notFound(id)));
+        return { pause() {}, resume() {}, close() {} };
+      }
+      return logs.read(c.id, c.state === 'running', opts, sink);
+    },
+    writeLog(id, stream, text) {
+      logs.write(get(id).id, stream, text);
+    },
+    openLogStreams: () => logs.open(),
     kill(id, exitCode) {
       const c = get(id);
       if (c.state === 'running') exit(c, exitCode);
@@ -208,13 +229,13 @@ function raceStop<T>(p: Promise<T>, signal: AbortSignal, timeoutMs: number): Pro
 
 /** A full RunResult from a script's partial one, with output capped like the real engine port. */
 function runResult(req: RunRequest, p: Partial<RunResult>, containerId: string | null, t0: number): RunResult {
-  const cap = (s: string) => {
-    const o = new CappedOutput(req.maxOutputBytes);
-    o.write(Buffer.from(s, 'utf8'));
+  // A script may also write to req.output while it runs (live logs); the result reads back from it.
+  const cap = (s: string, o: OutputBuffer = new CappedOutput(req.maxOutputBytes)) => {
+    if (s) o.write(Buffer.from(s, 'utf8'));
     return o;
   };
-  const out = cap(p.stdout ?? '');
-  const err = cap(p.stderr ?? '');
+  const out = cap(p.stdout ?? '', req.output?.stdout);
+  const err = cap(p.stderr ?? '', req.output?.stderr);
   const exitCode = p.exitCode === undefined ? 0 : p.exitCode;
   return {
     status: p.status ?? (exitCode === 0 ? 'succeeded' : 'failed'),

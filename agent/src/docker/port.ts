@@ -35,6 +35,35 @@ export interface EngineInfo {
   endpoint: string;
 }
 
+/** Where run() keeps one stream's capped output (run.ts CappedOutput is one). */
+export interface OutputBuffer {
+  write(chunk: Uint8Array): void;
+  readonly truncated: boolean;
+  text(): string;
+}
+
+export interface LogOptions {
+  follow: boolean;
+  /** Last N lines only; null: all. */
+  tail: number | null;
+  /** Unix seconds; null: from the start. */
+  since: number | null;
+}
+
+/** Receives a container's demultiplexed log output. */
+export interface LogSink {
+  data(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+  /** Called exactly once, when the engine stream is closed; null when it ended by itself (container stopped, backlog sent). */
+  end(err: Error | null): void;
+}
+
+/** A running log read: pause/resume push back on the engine, close destroys the engine stream (then sink.end). */
+export interface LogHandle {
+  pause(): void;
+  resume(): void;
+  close(): void;
+}
+
 /** Run a container once (an invocation): attach, start, feed stdin, wait, capture, remove. */
 export interface RunRequest {
   payload: CreatePayload;
@@ -45,6 +74,8 @@ export interface RunRequest {
   maxOutputBytes: number;
   /** Aborting kills the container; the result says `cancelled`. */
   signal: AbortSignal;
+  /** Buffers for the output (capped at maxOutputBytes by their owner), so it can be read while the tool runs. */
+  output?: { stdout: OutputBuffer; stderr: OutputBuffer };
 }
 
 export interface RunResult {
@@ -79,4 +110,6 @@ export interface DockerPort {
   events(hostId: string, onEvent: (e: EngineEvent) => void, onError: (err: Error) => void): () => void;
   /** Runs one container to completion and always removes it, whatever happens. */
   run(req: RunRequest): Promise<RunResult>;
+  /** Reads a container's logs (json-file driver); never buffers the whole log. */
+  logs(id: string, opts: LogOptions, sink: LogSink): LogHandle;
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type Docker from 'dockerode';
-import type { CreatePayload, RunRequest, RunResult } from './port.ts';
+import type { CreatePayload, OutputBuffer, RunRequest, RunResult } from './port.ts';
 
 /** A fresh per-request deadline for short engine calls (never used for attach or wait, which last as long as the tool). */
 export type Deadline = (extraMs?: number) => AbortSignal;
@@ -61,6 +61,16 @@ export class CappedOutput {
 
   get truncated(): boolean {
     return this.seen > this.cap;
+  }
+
+  /** Bytes kept so far. */
+  get length(): number {
+    return this.kept;
+  }
+
+  /** A view of kept bytes [from, to): valid for good, since kept bytes are never rewritten. */
+  bytes(from: number, to = this.kept): Buffer {
+    return this.buf.subarray(Math.max(0, from), Math.min(to, this.kept));
   }
 
   /** The kept bytes as UTF-8; a cut made by the cap never leaves half a character behind. */
@@ -130,7 +140,7 @@ async function withHeaderTimeout<T>(ms: number, fn: (signal: AbortSignal) => Pro
 }
 
 /** Attach (hijacked, stdin + stdout + stderr) before start, so not a byte of output is missed. */
-async function attach(docker: Docker, id: string, out: CappedOutput, err: CappedOutput, timeoutMs: number) {
+async function attach(docker: Docker, id: string, out: OutputBuffer, err: OutputBuffer, timeoutMs: number) {
   const socket = (await withHeaderTimeout(timeoutMs, (abortSignal) =>
     docker.getContainer(id).attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true, abortSignal }),
   )) as unknown as Socket;
@@ -196,7 +206,7 @@ function readExit(res: IncomingMessage): Promise<Exit> {
   });
 }
 
-async function openSession(docker: Docker, id: string, out: CappedOutput, err: CappedOutput, timeoutMs: number): Promise<Session> {
+async function openSession(docker: Docker, id: string, out: OutputBuffer, err: OutputBuffer, timeoutMs: number): Promise<Session> {
   // Independent requests: opened side by side, and neither outlives the other's failure.
   const [attached, waiting] = await Promise.allSettled([attach(docker, id, out, err, timeoutMs), openWait(docker, id, timeoutMs)]);
   if (attached.status === 'rejected' || waiting.status === 'rejected') {
@@ -317,8 +327,9 @@ async function removeContainer(docker: Docker, id: string, deadline: Deadline): 
  */
 export async function runContainer(docker: Docker, req: RunRequest, deadline: Deadline, requestTimeoutMs: number): Promise<RunResult> {
   const t0 = performance.now();
-  const out = new CappedOutput(req.maxOutputBytes);
-  const err = new CappedOutput(req.maxOutputBytes);
+  // The caller's buffers when it wants to read output live (logs of a running invocation).
+  const out: OutputBuffer = req.output?.stdout ?? new CappedOutput(req.maxOutputBytes);
+  const err: OutputBuffer = req.output?.stderr ?? new CappedOutput(req.maxOutputBytes);
   let id: string | null = null;
   let session: Session | undefined;
   const result = (o: Outcome): RunResult => {

@@ -1,6 +1,7 @@
 import { MAX_FRAME_BYTES } from '../../../protocol/src/index.ts';
 import type { InvocationRequest, InvocationResult } from '../../../protocol/src/index.ts';
 import type { CreatePayload, DockerPort, RunResult } from '../docker/port.ts';
+import { LiveOutput } from './live.ts';
 
 /** How long an image found on the engine is assumed to still be there. */
 const IMAGE_CHECK_TTL_MS = 30_000;
@@ -32,6 +33,8 @@ export interface InvocationRunner {
   /** Kills a running invocation; its result says `cancelled`. Unknown or finished ids are ignored. */
   cancel(id: string): void;
   active(): number;
+  /** A running invocation's output as it is captured (live logs); undefined once it has finished. */
+  output(id: string): LiveOutput | undefined;
   /** Cancels everything in flight and resolves once every result has been delivered. */
   stop(): Promise<void>;
 }
@@ -117,7 +120,7 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
   const { port, hostId } = deps;
   const log = deps.log ?? noopLog;
   const maxConcurrent = deps.maxConcurrent ?? 16;
-  const running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  const running = new Map<string, { abort: AbortController; done: Promise<void>; live: LiveOutput }>();
   const recent = new Set<string>();
   let stopped = false;
   let sweepTimer: NodeJS.Timeout | null = null;
@@ -137,7 +140,7 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
 
   const imagesSeen = new Map<string, number>();
 
-  async function execute(req: InvocationRequest, signal: AbortSignal): Promise<InvocationResult> {
+  async function execute(req: InvocationRequest, signal: AbortSignal, live: LiveOutput): Promise<InvocationResult> {
     const t0 = performance.now();
     let payload: CreatePayload;
     try {
@@ -157,7 +160,7 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
       if (!present) return failedResult(req.id, `image not found: ${image}`, t0);
       imagesSeen.set(image, Date.now());
     }
-    const r = await port.run({ payload, stdin: req.stdin, timeoutMs: req.timeoutSeconds * 1000, maxOutputBytes: req.maxOutputBytes, signal });
+    const r = await port.run({ payload, stdin: req.stdin, timeoutMs: req.timeoutSeconds * 1000, maxOutputBytes: req.maxOutputBytes, signal, output: live.sinks() });
     if (r.containerId === null && r.status === 'failed') imagesSeen.delete(image); // never created: ask again next time
     return toResult(req.id, r);
   }
@@ -213,7 +216,8 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
       if (stopped) return emit(failedResult(req.id, 'agent stopping', t0));
       if (running.size >= maxConcurrent) return emit(failedResult(req.id, 'agent busy', t0));
       const abort = new AbortController();
-      const done = execute(req, abort.signal)
+      const live = new LiveOutput(req.maxOutputBytes);
+      const done = execute(req, abort.signal, live)
         .catch((err: unknown) => {
           // Only a container the engine would not remove gets here: sweep it later.
           log.error({ err: message(err), id: req.id }, 'invocation run failed');
@@ -221,11 +225,12 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
           return failedResult(req.id, `engine error: ${message(err)}`, t0);
         })
         .then((result) => {
+          live.finish();
           running.delete(req.id);
           remember(req.id);
           emit(result);
         });
-      running.set(req.id, { abort, done });
+      running.set(req.id, { abort, done, live });
     },
 
     cancel(id) {
@@ -233,6 +238,8 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
     },
 
     active: () => running.size,
+
+    output: (id) => running.get(id)?.live,
 
     async stop() {
       stopped = true;
