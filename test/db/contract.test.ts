@@ -7,7 +7,7 @@ import { and, asc, eq, ne, sql, type SQL } from 'drizzle-orm';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createDb, deployments, events, hosts, instances, MIGRATIONS_DIR, stateRevision, tokens, tools, toolVersions, type Database } from '../../db/src/index.ts';
+import { createDb, deployments, events, hosts, instances, MIGRATIONS_DIR, secrets, stateRevision, tokens, tools, toolVersions, type Database } from '../../db/src/index.ts';
 import { deltaFor, snapshotFor } from '../../apps/api/src/hub/desired.ts';
 import { createLogger } from '../../apps/api/src/logger.ts';
 import { scheduleTool } from '../../apps/api/src/scheduler/scheduler.ts';
@@ -19,7 +19,7 @@ import { PROTOCOL_VERSION, ToolSpecSchema, type ToolSpec, type ToolSpecInput } f
 const ODD_TIME_ZONE = 'Pacific/Chatham';
 /** Every committed migration, as drizzle-kit's journal lists them. */
 const MIGRATION_COUNT = (JSON.parse(readFileSync(path.join(MIGRATIONS_DIR, 'meta/_journal.json'), 'utf8')) as { entries: unknown[] }).entries.length;
-const APP_TABLES = ['deployments', 'events', 'hosts', 'instances', 'invocations', 'state_revision', 'tokens', 'tool_versions', 'tools'];
+const APP_TABLES = ['deployments', 'events', 'hosts', 'instances', 'invocations', 'secrets', 'state_revision', 'tokens', 'tool_versions', 'tools'];
 
 interface Opened {
   database: Database;
@@ -302,6 +302,46 @@ describe.each(drivers)('database contract on $name', ({ open }) => {
     const ev = await svc.events.record({ kind: 'lifecycle', actor: 'test', action: 'contract.jsonb', outcome: 'ok', data });
     const [stored] = await database.db.select().from(events).where(eq(events.id, ev.id));
     expect(stored!.data).toEqual(data);
+  });
+
+  it('keeps secrets encrypted, versions them by value, rolls the instances naming them, and refuses deleting a named one', async () => {
+    const hostId = await readyHost('secrets');
+    const put = (name: string, value: string) => svc.services.secrets.put(name, value, 'test');
+    expect((await put('sec.db-pw', 'pässwörd-1')).status).toBe('created');
+    expect((await put('unused', 'u')).status).toBe('created');
+    await svc.services.tools.put('sec-user', spec('secrets', { secrets: ['sec.db-pw'] }), 'test');
+    await svc.services.tools.put('sec-other', spec('secrets'), 'test');
+    await svc.services.deployments.put('sec-user', { replicas: 2 }, 'test');
+    await svc.services.deployments.put('sec-other', { replicas: 1 }, 'test');
+    const [row] = await database.db.select().from(secrets).where(eq(secrets.name, 'sec.db-pw'));
+    expect(JSON.stringify(row)).not.toContain('pässwörd');
+    expect(row).toMatchObject({ version: 1, sizeBytes: Buffer.byteLength('pässwörd-1') });
+
+    const r0 = await revision();
+    expect((await put('sec.db-pw', 'pässwörd-1')).status).toBe('unchanged');
+    expect(await revision()).toBe(r0);
+    const rotated = await put('sec.db-pw', 'pässwörd-2');
+    expect(rotated).toMatchObject({ status: 'updated', secret: { version: 2 } });
+    const r1 = await revision();
+    expect(r1).toBe(r0 + 1);
+    expect((await live('sec-user')).map((i) => i.revision)).toEqual([r1, r1]);
+    expect((await live('sec-other')).every((i) => i.revision < r1)).toBe(true);
+    // Rotating a secret no tool names moves nothing.
+    await put('unused', 'u2');
+    expect(await revision()).toBe(r1);
+
+    const delta = await deltaFor(database.db, hostId, r0);
+    expect(delta.upserts.map((u) => u.tool)).toEqual(['sec-user', 'sec-user']);
+    expect(await svc.services.secrets.valuesFor(['sec.db-pw', 'missing'])).toEqual([{ name: 'sec.db-pw', value: 'pässwörd-2', version: 2 }]);
+    expect((await svc.services.secrets.list()).map((s) => s.name)).toEqual(['sec.db-pw', 'unused']);
+    await expect(svc.services.secrets.assertExist(['unused', 'missing'])).rejects.toMatchObject({ code: 'invalid_argument', details: { field: 'secrets.1' } });
+
+    await expect(svc.services.secrets.remove('sec.db-pw', 'test')).rejects.toMatchObject({ code: 'conflict', details: { tools: ['sec-user'] } });
+    await svc.services.tools.remove('sec-user', 'test');
+    await svc.services.secrets.remove('sec.db-pw', 'test');
+    await svc.services.secrets.remove('unused', 'test');
+    expect(await svc.services.secrets.list()).toEqual([]);
+    await expect(svc.services.secrets.remove('unused', 'test')).rejects.toMatchObject({ code: 'not_found' });
   });
 
   it('returns timestamps as Dates for the same instant, whatever the session time zone', async () => {

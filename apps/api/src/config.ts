@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { parseImagePatterns, type ImagePattern } from '../../../protocol/src/index.ts';
 
 const bool = (def: boolean) =>
   z
@@ -35,6 +36,13 @@ const EnvSchema = z.object({
   DATABASE_URL_FILE: z.string().min(1).optional(),
   /** Signing key file (≥ 32 bytes, mode 0600). Defaults to <data dir>/secret.key, generated on first start. */
   SECRET_KEY_FILE: z.string().min(1).optional(),
+  /**
+   * Key material for secrets at rest (≥ 32 bytes, mode 0600, same rules as the signing key).
+   * Unset: the secrets key is derived from the signing key with HKDF (a separate key either way).
+   */
+  MACHETE_SECRETS_KEY_FILE: z.string().min(1).optional(),
+  /** Comma-separated image patterns (`registry.example.com/*`, `team/*:*`); empty: any image. */
+  MACHETE_ALLOWED_IMAGES: z.string().default(''),
   /** Start one agent for the local engine in the same process. */
   MACHETE_LOCAL_AGENT: bool(true),
   /** Interval of server→agent heartbeats (ms). */
@@ -71,6 +79,10 @@ export interface ApiConfig {
   readonly database: { readonly driver: 'postgres'; readonly url: string } | { readonly driver: 'pglite'; readonly dataDir: string };
   /** Explicitly configured key file (must exist) or the generated default. */
   readonly secretKey: { readonly file: string; readonly generateIfMissing: boolean };
+  /** Dedicated secrets key file, or null to derive the secrets key from the signing key. */
+  readonly secretsKeyFile: string | null;
+  /** null: any image is allowed. */
+  readonly allowedImages: readonly ImagePattern[] | null;
   readonly localAgent: boolean;
   readonly heartbeatMs: number;
   readonly heartbeatGraceSeconds: number;
@@ -103,6 +115,8 @@ export function loadConfig(env: Record<string, string | undefined>): ApiConfig {
     secretKey: e.SECRET_KEY_FILE
       ? { file: path.resolve(e.SECRET_KEY_FILE), generateIfMissing: false }
       : { file: path.join(dataDir, 'secret.key'), generateIfMissing: true },
+    secretsKeyFile: e.MACHETE_SECRETS_KEY_FILE ? path.resolve(e.MACHETE_SECRETS_KEY_FILE) : null,
+    allowedImages: parseImagePatterns(e.MACHETE_ALLOWED_IMAGES),
     localAgent: e.MACHETE_LOCAL_AGENT,
     heartbeatMs: e.MACHETE_HEARTBEAT_MS,
     heartbeatGraceSeconds: e.MACHETE_HEARTBEAT_GRACE_SECONDS,

@@ -38,10 +38,11 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
   const log = opts.log ?? createLogger(config.logLevel);
   const { key, generated } = loadSigningKey(config.secretKey.file, config.secretKey.generateIfMissing);
   if (generated) log.info({ path: config.secretKey.file }, 'generated signing key');
+  const secretsKey = config.secretsKeyFile ? loadSecretsKey(config.secretsKeyFile) : undefined;
   const database = await createDb(config.database.driver === 'postgres' ? { driver: 'postgres', url: config.database.url } : { driver: 'pglite', dataDir: config.database.dataDir });
   // On PostgreSQL, replicas share changes through LISTEN/NOTIFY; PGlite is one process.
   const pgFeed = database.driver === 'postgres' ? await createPgChangeFeed(database, (err) => log.error({ err }, 'change feed error')) : null;
-  const { deps, hub, feed } = wire({ ...(pgFeed ? { feed: pgFeed } : {}), db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, agentSendBufferBytes: config.agentSendBufferBytes, metricsAccess: config.metrics });
+  const { deps, hub, feed } = wire({ ...(pgFeed ? { feed: pgFeed } : {}), db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, allowedImages: config.allowedImages, ...(secretsKey ? { secretsKey } : {}), agentSendBufferBytes: config.agentSendBufferBytes, metricsAccess: config.metrics });
   const { db, tokens, events, services } = deps;
   await writeAdminToken(config, tokens, log);
 
@@ -106,6 +107,15 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
 function httpTimeouts(config: ApiConfig): ServerOptions {
   const { headersTimeoutMs, requestTimeoutMs } = config.http;
   return { headersTimeout: headersTimeoutMs, requestTimeout: requestTimeoutMs, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(headersTimeoutMs / 4))) };
+}
+
+/** MACHETE_SECRETS_KEY_FILE: the signing key's rules (exists, ≥ 32 bytes, 0600); never generated. */
+function loadSecretsKey(file: string): Uint8Array {
+  try {
+    return loadSigningKey(file, false).key;
+  } catch (err) {
+    throw new Error(`MACHETE_SECRETS_KEY_FILE: ${(err as Error).message.replace('signing key', 'secrets key')}`);
+  }
 }
 
 /** First start: an admin token in <data dir>/admin.token (0600). Its path is logged, never its contents. */

@@ -11,31 +11,39 @@ import { createHostService } from './services/hosts.ts';
 import { createInstanceService } from './services/instances.ts';
 import { createInvocationService, type InvocationLimits } from './services/invocations.ts';
 import { createToolService } from './services/tools.ts';
+import { createSecretCipher } from './secrets/cipher.ts';
+import { createSecretService } from './services/secrets.ts';
+import { createSpecPolicy } from './services/specPolicy.ts';
+import type { ImagePattern } from '../../../protocol/src/index.ts';
 
 export const VERSION = '0.1.0';
 
 /** Builds every service once, around one database and one signing key. */
 export const DEFAULT_INVOCATION_LIMITS: InvocationLimits = { maxPerTool: 32, maxPerHost: 16, maxOutputBytes: 1024 * 1024, retentionHours: 24 };
 
-export function wire(opts: { db: Db; key: Uint8Array; log: Logger; heartbeatMs: number; feed?: ChangeFeed; invocationLimits?: InvocationLimits; limits?: HttpLimits; agentSendBufferBytes?: number; metricsAccess?: MetricsAccess }): { deps: Deps; hub: AgentHub; feed: ChangeFeed } {
+export function wire(opts: { db: Db; key: Uint8Array; log: Logger; heartbeatMs: number; feed?: ChangeFeed; invocationLimits?: InvocationLimits; limits?: HttpLimits; agentSendBufferBytes?: number; secretsKey?: Uint8Array; allowedImages?: readonly ImagePattern[] | null; metricsAccess?: MetricsAccess }): { deps: Deps; hub: AgentHub; feed: ChangeFeed } {
   const { db, log } = opts;
   const tokens = createTokenService(db, opts.key);
   const events = new EventLog(db);
   const feed = opts.feed ?? createLocalChangeFeed();
   const sd = { db, feed, events };
   const tools = createToolService(sd);
+  // Secrets use their own key (a dedicated file, or HKDF of the signing key): never the JWT key itself.
+  const secrets = createSecretService(sd, createSecretCipher(opts.secretsKey ?? opts.key));
   // The hub delivers invocations and the service completes them: each reaches the other lazily.
   let hub: AgentHub | null = null;
-  const invocations = createInvocationService(sd, tools, opts.invocationLimits ?? DEFAULT_INVOCATION_LIMITS, () => hub!, log);
+  const invocations = createInvocationService(sd, tools, opts.invocationLimits ?? DEFAULT_INVOCATION_LIMITS, () => hub!, log, (n) => secrets.valuesFor(n));
   const services = {
     tools,
     invocations,
     deployments: createDeploymentService(sd),
     hosts: createHostService(sd, tokens),
     instances: createInstanceService(db),
+    secrets,
+    specPolicy: createSpecPolicy({ allowedImages: opts.allowedImages ?? null, secrets }),
   };
   const metrics = createMetrics({ db, events, connectedHosts: () => hub!.connectedHosts() });
-  hub = new AgentHub({ frames: metrics.frames, db, feed, events, hosts: services.hosts, instances: services.instances, log, heartbeatMs: opts.heartbeatMs, ...(opts.agentSendBufferBytes ? { maxBufferedBytes: opts.agentSendBufferBytes } : {}), completeInvocation: (h, r) => invocations.complete(h, r) });
+  hub = new AgentHub({ frames: metrics.frames, db, feed, events, hosts: services.hosts, instances: services.instances, log, heartbeatMs: opts.heartbeatMs, ...(opts.agentSendBufferBytes ? { maxBufferedBytes: opts.agentSendBufferBytes } : {}), completeInvocation: (h, r) => invocations.complete(h, r), secrets: (n) => secrets.valuesFor(n) });
   const theHub = hub;
   const deps: Deps = { db, log, tokens, events, services, connectedHosts: () => theHub.connectedHosts(), version: VERSION, metrics, ...(opts.metricsAccess ? { metricsAccess: opts.metricsAccess } : {}), ...(opts.limits ? { limits: opts.limits } : {}) };
   return { deps, hub: theHub, feed };

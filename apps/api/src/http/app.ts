@@ -13,6 +13,7 @@ import { hostRoutes } from './routes/hosts.ts';
 import { instanceRoutes } from './routes/instances.ts';
 import { invocationRoutes } from './routes/invocations.ts';
 import { observabilityRoutes, httpMetrics } from './routes/observability.ts';
+import { secretRoutes } from './routes/secrets.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { toolRoutes } from './routes/tools.ts';
 import { webRoutes } from './web.ts';
@@ -52,6 +53,7 @@ export function createApp(d: Deps) {
   v1.route('/', toolRoutes(d));
   v1.route('/', hostRoutes(d));
   v1.route('/', tokenRoutes(d));
+  v1.route('/', secretRoutes(d));
   v1.route('/', instanceRoutes(d));
   v1.route('/', invocationRoutes(d));
   v1.route('/', eventRoutes(d));

@@ -8,6 +8,8 @@ import type { HostService } from '../services/hosts.ts';
 import type { InstanceService } from '../services/instances.ts';
 import type { InvocationService } from '../services/invocations.ts';
 import type { ToolService } from '../services/tools.ts';
+import type { SecretService } from '../services/secrets.ts';
+import type { SpecPolicy } from '../services/specPolicy.ts';
 
 /** What createApp needs; built once by server.ts (or by a test). */
 export interface Deps {
@@ -21,6 +23,9 @@ export interface Deps {
     hosts: HostService;
     instances: InstanceService;
     invocations: InvocationService;
+    secrets: SecretService;
+    /** Image allowlist and secret existence, checked before a spec is stored. */
+    specPolicy: SpecPolicy;
   };
   /** Hosts with a live agent connection (health and metrics). */
   connectedHosts(): Set<string>;

@@ -1,5 +1,5 @@
 import { and, eq, gt, ne } from 'drizzle-orm';
-import type { DesiredInstance } from '../../../../protocol/src/index.ts';
+import type { DesiredInstance, SecretValue } from '../../../../protocol/src/index.ts';
 import { instances, toolVersions, type Db } from '../../../../db/src/index.ts';
 import { currentRevision } from '../services/revision.ts';
 
@@ -57,4 +57,18 @@ export async function deltaFor(db: Db, hostId: string, from: number): Promise<{ 
     else removes.push(r.id);
   }
   return { revision: Math.max(revision, ...rows.map((r) => r.revision)), upserts, removes };
+}
+
+/** Looks up secret values by name (the secret service); missing names are left out. */
+export type SecretSource = (names: readonly string[]) => Promise<SecretValue[]>;
+
+/**
+ * Adds to each instance the values of exactly the secrets its spec names. Called per host right
+ * before sending, so a value travels only to the host that runs an instance needing it.
+ */
+export async function withSecrets(list: DesiredInstance[], source: SecretSource | undefined): Promise<DesiredInstance[]> {
+  const names = [...new Set(list.flatMap((i) => i.spec.secrets))];
+  if (!source || !names.length) return list;
+  const byName = new Map((await source(names)).map((v) => [v.name, v]));
+  return list.map((i) => (i.spec.secrets.length ? { ...i, secrets: i.spec.secrets.flatMap((n) => byName.get(n) ?? []) } : i));
 }

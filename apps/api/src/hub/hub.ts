@@ -8,7 +8,7 @@ import type { EventLog } from '../services/events.ts';
 import type { HostService } from '../services/hosts.ts';
 import type { InstanceService } from '../services/instances.ts';
 import { currentRevision } from '../services/revision.ts';
-import { deltaFor, snapshotFor } from './desired.ts';
+import { deltaFor, snapshotFor, withSecrets, type SecretSource } from './desired.ts';
 import { AgentSession } from './session.ts';
 
 export interface HubDeps {
@@ -23,6 +23,8 @@ export interface HubDeps {
   maxBufferedBytes?: number;
   /** Where agents' invocation results go (the invocation service). */
   completeInvocation: (hostId: string, result: InvocationResult) => Promise<'ok' | 'foreign' | 'stale'>;
+  /** Values of the secrets an instance names, added to its frame for its own host only. */
+  secrets?: SecretSource;
   /** Counts frames in, out and dropped (metrics). */
   frames?: FrameMeter;
 }
@@ -108,13 +110,15 @@ export class AgentHub {
 
   private async sendSnapshot(s: AgentSession): Promise<void> {
     const snap = await snapshotFor(this.d.db, s.hostId);
-    if (s.send({ type: 'snapshot', revision: snap.revision, instances: snap.instances })) s.sentRevision = snap.revision;
+    const instances = await withSecrets(snap.instances, this.d.secrets);
+    if (s.send({ type: 'snapshot', revision: snap.revision, instances })) s.sentRevision = snap.revision;
   }
 
   private async sendDelta(s: AgentSession): Promise<void> {
     const d = await deltaFor(this.d.db, s.hostId, s.sentRevision);
     if (!s.mustSend && !d.upserts.length && !d.removes.length) return;
-    if (s.send({ type: 'delta', fromRevision: s.sentRevision, revision: d.revision, upserts: d.upserts, removes: d.removes })) s.sentRevision = d.revision;
+    const upserts = await withSecrets(d.upserts, this.d.secrets);
+    if (s.send({ type: 'delta', fromRevision: s.sentRevision, revision: d.revision, upserts, removes: d.removes })) s.sentRevision = d.revision;
   }
 
   /** Coalescing push: at most one sync per host in flight, plus one queued. */

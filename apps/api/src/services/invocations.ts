@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { and, eq, inArray, lt, sql } from 'drizzle-orm';
-import { ToolSpecSchema, type InvocationRequest, type InvocationResult } from '../../../../protocol/src/index.ts';
+import { ToolSpecSchema, type InvocationRequest, type InvocationResult, type SecretValue } from '../../../../protocol/src/index.ts';
 import { hosts, invocations } from '../../../../db/src/index.ts';
 import type { Principal } from '../auth/tokens.ts';
 import { invalid, MacheteError, notFound } from '../errors.ts';
@@ -54,6 +54,8 @@ export function createInvocationService(
   limits: InvocationLimits,
   transport: () => InvocationTransport,
   log: Logger,
+  /** Values of the secrets a tool names; sent in the invoke frame to the chosen host only. */
+  secrets?: (names: readonly string[]) => Promise<SecretValue[]>,
 ) {
   const perTool = new Map<string, number>();
   const perHost = new Map<string, number>();
@@ -106,6 +108,15 @@ export function createInvocationService(
         throw err;
       }
       const req: InvocationRequest = { id, tool: name, version: tool.version, spec, args: input.args ?? [], stdin: input.stdin ?? null, timeoutSeconds, maxOutputBytes: limits.maxOutputBytes };
+      if (spec.secrets.length && secrets) {
+        try {
+          req.secrets = await secrets(spec.secrets);
+        } catch (err) {
+          log.error({ err: (err as Error).message, invocation: id }, 'could not read secrets for an invocation');
+          await svc.finish(id, { status: 'failed', reason: 'secrets unavailable' });
+          return id;
+        }
+      }
       if (!transport().send(hostId, { type: 'invoke', invocation: req })) {
         await svc.finish(id, { status: 'failed', reason: 'host not connected' });
       }

@@ -18,7 +18,9 @@ export function toolRoutes(d: Deps) {
     }),
     async (c) => {
       const { name } = c.req.valid('param');
-      const r = await d.services.tools.put(name, c.req.valid('json'), actorOf(c.var.principal));
+      const spec = c.req.valid('json');
+      await d.services.specPolicy.check(spec);
+      const r = await d.services.tools.put(name, spec, actorOf(c.var.principal));
       return c.json(r.tool, r.status === 'created' ? 201 : 200);
     },
   );
