@@ -6,6 +6,7 @@ import { createDockerodePort, dockerOptionsFrom, endpointOf } from './docker/doc
 import { buildCreatePayload } from './docker/payload.ts';
 import type { DockerPort } from './docker/port.ts';
 import { createInvocationRunner, type InvocationRunner } from './invoke/runner.ts';
+import { createWarmPool, type WarmPool } from './invoke/warm.ts';
 import { LogStreamer } from './logs/streamer.ts';
 import { createReconciler, type Reconciler } from './reconcile/loop.ts';
 
@@ -15,6 +16,7 @@ export interface RunningAgent {
   hostId: string;
   reconciler: Reconciler;
   runner: InvocationRunner;
+  warm: WarmPool;
   logs: LogStreamer;
   connection: AgentConnection;
   stop(): Promise<void>;
@@ -35,11 +37,19 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
     hostId: cred.hostId,
     build: (inst) => buildCreatePayload(inst, { hostId: cred.hostId, allowedMounts: [...config.allowedMounts], engineEndpoint }),
     onStatus: (changed, revision) => connection.sendStatus(changed, revision),
+    extraReasons: () => warm.reasons(),
+    log,
+  });
+  const warm = createWarmPool({
+    port,
+    hostId: cred.hostId,
+    build: (inst, nameSuffix) => buildCreatePayload(inst, { hostId: cred.hostId, allowedMounts: [...config.allowedMounts], engineEndpoint, nameSuffix }),
     log,
   });
   const runner = createInvocationRunner({
     port,
     hostId: cred.hostId,
+    warm,
     build: (req) =>
       buildCreatePayload(
         { id: req.id, tool: req.tool, version: req.version, kind: 'invocation', revision: 0, desired: 'running', spec: req.spec },
@@ -57,7 +67,10 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
       const info = await port.info().catch(() => ({ cpus: 0, memoryMb: 0 }));
       return { agentVersion: AGENT_VERSION, hostName: config.hostName, labels: { ...config.labels }, capacity: { cpus: info.cpus, memoryMb: info.memoryMb } };
     },
-    onDesired: (instances, revision) => reconciler.setDesired(instances, revision, true),
+    onDesired: (instances, revision) => {
+      reconciler.setDesired(instances, revision, true);
+      warm.setDesired(instances);
+    },
     onDisconnected: () => {
       reconciler.markDisconnected();
       logs.closeAll();
@@ -77,18 +90,22 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
   // Before connecting: a previous agent's invocation containers go first (and are reported failed once connected).
   await runner.start();
   reconciler.start();
+  // Its first pass removes every warm container found: one may have served an invocation before a restart.
+  warm.start();
   connection.start();
   log.info({ hostId: cred.hostId, engine: engineEndpoint }, 'agent started');
   return {
     hostId: cred.hostId,
     reconciler,
     runner,
+    warm,
     logs,
     connection,
     async stop() {
       logs.closeAll();
       // Invocations first, while the connection can still carry their `cancelled` results.
       await runner.stop();
+      await warm.stop();
       connection.stop();
       await reconciler.stop();
     },

@@ -7,6 +7,7 @@ import { INSTANCE_KINDS, ImageSchema, Labels } from '../../../protocol/src/index
 import type { InstanceKind } from '../../../protocol/src/index.ts';
 import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer } from './port.ts';
 import { streamLogs } from './logs.ts';
+import { execInSandbox, sandboxInfo } from './exec.ts';
 import { runContainer } from './run.ts';
 
 export interface DockerodePortOptions {
@@ -225,6 +226,16 @@ export function createDockerodePort(opts: DockerodePortOptions): DockerPort {
     run(req) {
       // Only the short calls get `deadline`; attach and wait last as long as the tool runs.
       return runContainer(docker, req, deadline, timeoutMs);
+    },
+
+    sandboxInfo(id) {
+      assertContainerRef(id);
+      return sandboxInfo(docker, id, deadline);
+    },
+
+    exec(req) {
+      assertContainerRef(req.containerId);
+      return execInSandbox(docker, req, deadline, timeoutMs);
     },
 
     logs(id, logOpts, sink) {

@@ -75,7 +75,7 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
   const byId = new Map<string, MemoryContainer>();
   const idByName = new Map<string, string>();
   const subscribers = new Set<{ hostId: string; onEvent: (e: EngineEvent) => void }>();
-  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0, run: 0, logs: 0 };
+  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0, run: 0, logs: 0, sandboxInfo: 0, exec: 0 };
   const images = new Set<string>();
   const logs = new MemoryLogs();
 
@@ -201,6 +201,28 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
       logs.write(get(id).id, stream, text);
     },
     openLogStreams: () => logs.open(),
+    async sandboxInfo(id) {
+      calls.sandboxInfo++;
+      const c = get(id);
+      return { running: c.state === 'running', exitCode: c.state === 'exited' ? c.exitCode : null, entrypoint: [], cmd: [] };
+    },
+    /** Runs runScript against a request whose Cmd is the argv; timeout and abort kill the sandbox (exit 137). */
+    async exec(req) {
+      calls.exec++;
+      const t0 = performance.now();
+      const c = byId.get(req.containerId);
+      if (!c || c.state !== 'running') return null;
+      const run: RunRequest = { ...req, payload: { name: c.name, body: { ...structuredClone(c.body), Cmd: [...req.argv], User: req.user } } };
+      const script = opts.runScript ?? ((r: RunRequest) => ({ stdout: r.stdin ?? '' }));
+      try {
+        const got = await raceStop(Promise.resolve().then(() => script(run)), req.signal, req.timeoutMs);
+        if (got !== 'timeout' && got !== 'cancelled') return runResult(run, got, c.id, t0);
+        if (c.state === 'running') exit(c, 137);
+        return runResult(run, { status: got, exitCode: null }, c.id, t0);
+      } catch (err) {
+        return runResult(run, { status: 'failed', exitCode: null, reason: `engine error: ${(err as Error).message}` }, c.id, t0);
+      }
+    },
     kill(id, exitCode) {
       const c = get(id);
       if (c.state === 'running') exit(c, exitCode);

@@ -26,6 +26,11 @@ export interface PayloadContext {
    * exactly like `docker run IMAGE ARGS…`.
    */
   extraArgs?: readonly string[];
+  /**
+   * Appended to a warm sandbox's container name: a slot is refilled while its used sandbox is still
+   * being removed, so two containers of one slot exist for a moment and need distinct names.
+   */
+  nameSuffix?: string;
 }
 
 const MIB = 1024 * 1024;
@@ -34,6 +39,16 @@ const MAX_EXTRA_ARGS = 256;
 const MAX_ARG_CHARS = 32_768;
 export const TMPFS_OPTIONS = 'rw,noexec,nosuid,nodev,size=64m';
 export const STOP_TIMEOUT_SECONDS = 10;
+/**
+ * What a warm sandbox runs while it waits: the image's `sleep` (a child of docker-init, PID 1).
+ * Docker injects no program that can block (docker-init/tini only runs a child and exits with it),
+ * so the image must provide `sleep` on PATH taking whole seconds (busybox, coreutils and every
+ * distribution base have it; distroless/scratch images do not, and their tools run cold).
+ * 2^31-1 s: for ever in practice, and within every sleep's argument range.
+ */
+export const WARM_IDLE_ENTRYPOINT = ['sleep'] as const;
+export const WARM_IDLE_CMD = ['2147483647'] as const;
+const NAME_SUFFIX_RE = /^[a-z0-9]{1,32}$/;
 
 /** The version is part of the name so a rollout can start the new container before retiring the old. */
 export const containerName = (tool: string, instanceId: string, version: number): string => `machete-${tool}-${instanceId}-v${version}`;
@@ -116,7 +131,8 @@ function bindMounts(inst: DesiredInstance, ctx: PayloadContext) {
  * with that stream, so a line flood (`yes`) would crawl at ~1 MB/s and burn daemon CPU and disk.
  */
 function logConfigFor(kind: DesiredInstance['kind']): Record<string, unknown> {
-  if (kind === 'invocation') return { Type: 'none', Config: {} };
+  // A warm sandbox's idle process prints nothing, and exec output never reaches the log driver.
+  if (kind === 'invocation' || kind === 'warm') return { Type: 'none', Config: {} };
   return { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } };
 }
 
@@ -146,10 +162,14 @@ export function buildCreatePayload(inst: DesiredInstance, ctx: PayloadContext): 
   const spec = valid.spec;
   const cmd = [...(spec.command ?? []), ...validExtraArgs(ctx.extraArgs)];
   const mounts = bindMounts(valid, ctx);
+  const warm = valid.kind === 'warm';
+  if (ctx.nameSuffix !== undefined && !NAME_SUFFIX_RE.test(ctx.nameSuffix)) throw new Error('buildCreatePayload: invalid name suffix');
 
   const body: CreatePayload['body'] = {
     Image: spec.image,
-    ...(cmd.length > 0 ? { Cmd: cmd } : {}),
+    // A warm sandbox idles; the tool's own command runs later in it by exec (warm.ts builds that argv
+    // from a payload of this same function). Everything else is the same locked-down body.
+    ...(warm ? { Entrypoint: [...WARM_IDLE_ENTRYPOINT], Cmd: [...WARM_IDLE_CMD] } : cmd.length > 0 ? { Cmd: cmd } : {}),
     Env: Object.keys(spec.env)
       .sort()
       .map((k) => `${k}=${spec.env[k] ?? ''}`),
@@ -160,5 +180,6 @@ export function buildCreatePayload(inst: DesiredInstance, ctx: PayloadContext): 
     ...stdioFor(valid.kind),
     HostConfig: hostConfigFor(spec, valid.tool, valid.kind, mounts),
   };
-  return { name: containerName(valid.tool, valid.id, valid.version), body };
+  const name = containerName(valid.tool, valid.id, valid.version);
+  return { name: ctx.nameSuffix ? `${name}-${ctx.nameSuffix}` : name, body };
 }

@@ -90,6 +90,31 @@ export interface RunResult {
   reason: string | null;
 }
 
+/** The default process of the image a container was created from (Docker's ENTRYPOINT and CMD). */
+export interface SandboxInfo {
+  running: boolean;
+  /** Set once the container has exited. */
+  exitCode: number | null;
+  entrypoint: string[];
+  cmd: string[];
+}
+
+/** Run one process in a started warm sandbox (Engine exec): same stdin, cap, timeout and abort rules as RunRequest. */
+export interface ExecRequest {
+  containerId: string;
+  /** The complete argv (entrypoint included); never parsed by a shell. */
+  argv: string[];
+  /** Numeric uid[:gid], as in the create payload. */
+  user: string;
+  stdin: string | null;
+  timeoutMs: number;
+  maxOutputBytes: number;
+  /** Aborting kills the sandbox; the result says `cancelled`. */
+  signal: AbortSignal;
+  /** As in RunRequest: buffers the caller reads while the process runs. */
+  output?: { stdout: OutputBuffer; stderr: OutputBuffer };
+}
+
 /**
  * Everything the agent may ask of a Docker engine. No shell, no command strings:
  * implementations speak the Engine API (dockerode) or keep state in memory.
@@ -112,4 +137,12 @@ export interface DockerPort {
   run(req: RunRequest): Promise<RunResult>;
   /** Reads a container's logs (json-file driver); never buffers the whole log. */
   logs(id: string, opts: LogOptions, sink: LogSink): LogHandle;
+  /** State of a container and its image's default process (for the exec argv of a warm sandbox). */
+  sandboxInfo(id: string): Promise<SandboxInfo>;
+  /**
+   * Runs one process in a running sandbox and captures it like run(). On timeout or abort the whole
+   * sandbox is killed (never removed: its owner discards it). Resolves null when the engine refused
+   * to start the process (sandbox gone or stopped): nothing ran, so the caller may run it cold.
+   */
+  exec(req: ExecRequest): Promise<RunResult | null>;
 }

@@ -7,22 +7,22 @@ import type { CreatePayload, OutputBuffer, RunRequest, RunResult } from './port.
 export type Deadline = (extraMs?: number) => AbortSignal;
 
 /** After a kill, how long the engine gets to report the exit before we stop waiting and force-remove. */
-const KILL_GRACE_MS = 10_000;
+export const KILL_GRACE_MS = 10_000;
 /** After the exit, how long the attach stream gets to deliver what the engine still holds. */
 const DRAIN_MS = 2_000;
 const MAX_REASON = 1024;
 const INITIAL_CAPACITY = 64 * 1024;
 const REMOVE_RETRY_MS = [0, 250, 1_000];
 const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
-const BENIGN_STREAM_ERRORS = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_WRITE_AFTER_END', 'ERR_STREAM_DESTROYED']);
+export const BENIGN_STREAM_ERRORS = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_WRITE_AFTER_END', 'ERR_STREAM_DESTROYED']);
 
-const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-const statusOf = (err: unknown): number | undefined => {
+export const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+export const statusOf = (err: unknown): number | undefined => {
   const code = (err as { statusCode?: unknown } | null)?.statusCode;
   return typeof code === 'number' ? code : undefined;
 };
-const clip = (s: string): string => (s.length > MAX_REASON ? `${s.slice(0, MAX_REASON - 1)}…` : s);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export const clip = (s: string): string => (s.length > MAX_REASON ? `${s.slice(0, MAX_REASON - 1)}…` : s);
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Where `buf[0, end)` can be cut without splitting a UTF-8 sequence (bytes that are not UTF-8 are kept as they are). */
 export function utf8CutPoint(buf: Uint8Array, end: number): number {
@@ -129,7 +129,7 @@ interface Session {
 }
 
 /** Runs `fn(signal)`, aborting the signal if it has not settled within `ms`; the signal is never aborted afterwards. */
-async function withHeaderTimeout<T>(ms: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withHeaderTimeout<T>(ms: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new Error('engine did not answer in time')), ms);
   try {
@@ -233,7 +233,7 @@ async function openSession(docker: Docker, id: string, out: OutputBuffer, err: O
 }
 
 /** Resolves with why the run must be stopped early: the caller aborted, or the timeout elapsed. */
-function stopCondition(signal: AbortSignal, timeoutMs: number): { stopped: Promise<'timeout' | 'cancelled'>; dispose(): void } {
+export function stopCondition(signal: AbortSignal, timeoutMs: number): { stopped: Promise<'timeout' | 'cancelled'>; dispose(): void } {
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   const stopped = new Promise<'timeout' | 'cancelled'>((resolve) => {
@@ -251,9 +251,9 @@ function stopCondition(signal: AbortSignal, timeoutMs: number): { stopped: Promi
   };
 }
 
-type Outcome = Pick<RunResult, 'status' | 'exitCode' | 'reason'>;
+export type Outcome = Pick<RunResult, 'status' | 'exitCode' | 'reason'>;
 
-async function kill(docker: Docker, id: string, deadline: Deadline): Promise<void> {
+export async function kill(docker: Docker, id: string, deadline: Deadline): Promise<void> {
   try {
     await docker.getContainer(id).kill({ signal: 'SIGKILL', abortSignal: deadline() });
   } catch (err) {

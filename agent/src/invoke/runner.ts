@@ -2,6 +2,7 @@ import { MAX_FRAME_BYTES } from '../../../protocol/src/index.ts';
 import type { InvocationRequest, InvocationResult } from '../../../protocol/src/index.ts';
 import type { CreatePayload, DockerPort, RunResult } from '../docker/port.ts';
 import { LiveOutput } from './live.ts';
+import { execArgv, type WarmSandbox } from './warm.ts';
 
 /** How long an image found on the engine is assumed to still be there. */
 const IMAGE_CHECK_TTL_MS = 30_000;
@@ -23,6 +24,8 @@ export interface InvocationRunnerDeps {
   log?: RunnerLog;
   /** Invocations in flight at once; beyond it a request fails at once with `agent busy` (default 16). */
   maxConcurrent?: number;
+  /** The warm pool (warm.ts): an invocation runs in a free warm sandbox when there is one, else cold. */
+  warm?: { take(req: InvocationRequest): WarmSandbox | null; discard(s: WarmSandbox, dead: boolean): Promise<void> };
 }
 
 export interface InvocationRunner {
@@ -140,6 +143,26 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
 
   const imagesSeen = new Map<string, number>();
 
+  /**
+   * In a free warm sandbox, the argv the cold payload would run (same policy check: the payload was
+   * built above). The sandbox is discarded afterwards in the background, whatever happened; null
+   * (no sandbox, or it could not start the process) means run cold.
+   */
+  async function runWarm(req: InvocationRequest, payload: CreatePayload, signal: AbortSignal, live: LiveOutput): Promise<RunResult | null> {
+    const sandbox = deps.warm?.take(req);
+    if (!sandbox || !deps.warm) return null;
+    let r: RunResult | null = null;
+    try {
+      const argv = execArgv(sandbox, payload);
+      if (argv.length === 0) return null; // nothing to run: the cold path reports the engine's own error
+      const user = typeof payload.body.User === 'string' ? payload.body.User : req.spec.user;
+      r = await port.exec({ containerId: sandbox.containerId, argv, user, stdin: req.stdin, timeoutMs: req.timeoutSeconds * 1000, maxOutputBytes: req.maxOutputBytes, signal, output: live.sinks() });
+      return r;
+    } finally {
+      void deps.warm.discard(sandbox, r === null);
+    }
+  }
+
   async function execute(req: InvocationRequest, signal: AbortSignal, live: LiveOutput): Promise<InvocationResult> {
     const t0 = performance.now();
     let payload: CreatePayload;
@@ -148,6 +171,8 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
     } catch (err) {
       return failedResult(req.id, `refused: ${refusalOf(err)}`, t0);
     }
+    const warm = await runWarm(req, payload, signal, live);
+    if (warm) return toResult(req.id, warm);
     const image = req.spec.image;
     // A cold start is latency-bound: a recent "present" answer saves one engine call per run.
     if ((imagesSeen.get(image) ?? 0) < Date.now() - IMAGE_CHECK_TTL_MS) {

@@ -27,6 +27,8 @@ export interface ReconcilerDeps {
    */
   resyncMs?: number;
   stopTimeoutSeconds?: number;
+  /** Reasons other owners hold for instances this loop only reports (the warm pool's slots). */
+  extraReasons?: () => ReadonlyMap<string, string>;
   /** Crash-loop backoff between restarts of one instance (1 s doubling to 60 s, reset after 60 s running). */
   restartBackoff?: { initialMs?: number; maxMs?: number; resetAfterMs?: number };
 }
@@ -304,7 +306,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const observed = await port.list(hostId);
     const now = Date.now();
     crash.observe(observed, s.desired, now);
-    const reasons: Reasons = new Map();
+    const reasons: Reasons = new Map(deps.extraReasons?.());
     const tasks = tasksFor(plan(wanted, observed, { fullStateKnown }), reasons, now);
     const failures = await runPool(tasks, deps.concurrency ?? 8);
     // Read back rather than predict: the engine is the only memory.
