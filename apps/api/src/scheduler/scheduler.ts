@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { and, eq, inArray, ne, sql } from 'drizzle-orm';
 import { deployments, hosts, instances, tools, toolVersions, type Db, type Tx } from '../../../../db/src/index.ts';
 import { bumpRevision } from '../services/revision.ts';
+import { scheduleWarm } from './warm.ts';
 import { planTool, type CandidateHost } from './place.ts';
 
 export const newInstanceId = () => `i${randomBytes(8).toString('hex')}`;
@@ -15,6 +16,10 @@ export async function scheduleTool(tx: Tx, tool: string, revision?: number): Pro
   const touched = new Set<string>();
   // Row lock: two schedulers for the same tool must not both add the missing replicas.
   await tx.select({ name: tools.name }).from(tools).where(eq(tools.name, tool)).for('update');
+  // Warm slots follow the tool's current spec on every eligible host (warm.ts), under the same lock and revision.
+  const warm = await scheduleWarm(tx, tool, revision);
+  revision = warm.revision;
+  warm.touched.forEach((h) => touched.add(h));
   const [dep] = await tx
     .select({ replicas: deployments.replicas, pinned: deployments.version, current: tools.currentVersion })
     .from(tools)
