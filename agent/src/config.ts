@@ -22,6 +22,9 @@ const EnvSchema = z.object({
   MACHETE_HOST_NAME: z.string().min(1).max(253).regex(/^[A-Za-z0-9._-]+$/).optional(),
   /** `k=v,k=v` */
   MACHETE_HOST_LABELS: z.string().default(''),
+  /** What the scheduler may reserve on this host; default: what the engine reports (NCPU, MemTotal). */
+  MACHETE_CAPACITY_CPUS: z.coerce.number().gt(0).max(4096).optional(),
+  MACHETE_CAPACITY_MEMORY_MB: z.coerce.number().int().min(1).max(1 << 30).optional(),
   /** Where the host credential is kept (0600). */
   MACHETE_STATE_DIR: z.string().min(1).default('./.machete/agent'),
   MACHETE_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -34,6 +37,8 @@ export interface AgentConfig {
   readonly allowedMounts: readonly AllowedMount[];
   readonly hostName: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** Overrides of the capacity the engine reports (either may be set alone). */
+  readonly capacity: { readonly cpus: number | null; readonly memoryMb: number | null };
   readonly stateDir: string;
   readonly logLevel: string;
 }
@@ -70,6 +75,7 @@ export function loadAgentConfig(env: Record<string, string | undefined>, overrid
     allowedMounts: parseAllowedMounts(e.MACHETE_ALLOWED_MOUNTS),
     hostName: e.MACHETE_HOST_NAME ?? os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 253),
     labels: parseLabels(e.MACHETE_HOST_LABELS),
+    capacity: { cpus: e.MACHETE_CAPACITY_CPUS ?? null, memoryMb: e.MACHETE_CAPACITY_MEMORY_MB ?? null },
     stateDir: path.resolve(overrides.stateDir ?? e.MACHETE_STATE_DIR),
     logLevel: e.MACHETE_LOG_LEVEL,
   });

@@ -65,7 +65,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
     token: () => cred.token,
     hello: async () => {
       const info = await port.info().catch(() => ({ cpus: 0, memoryMb: 0 }));
-      return { agentVersion: AGENT_VERSION, hostName: config.hostName, labels: { ...config.labels }, capacity: { cpus: info.cpus, memoryMb: info.memoryMb } };
+      return { agentVersion: AGENT_VERSION, hostName: config.hostName, labels: { ...config.labels }, capacity: { cpus: config.capacity.cpus ?? info.cpus, memoryMb: config.capacity.memoryMb ?? info.memoryMb } };
     },
     onDesired: (instances, revision) => {
       reconciler.setDesired(instances, revision, true);

@@ -51,7 +51,7 @@ export class TestCluster {
   private port = 0;
   private admin = '';
 
-  constructor(private readonly opts: { dockerSocket: string; databaseUrl?: string; env?: Record<string, string> }) {
+  constructor(private readonly opts: { dockerSocket: string; databaseUrl?: string; env?: Record<string, string>; agentEnv?: Record<string, string> }) {
     this.docker = new Docker({ socketPath: opts.dockerSocket });
   }
 
@@ -82,7 +82,7 @@ export class TestCluster {
   async startAgent(): Promise<RunningAgent> {
     const joinToken = this.server ? await this.server.mintJoinToken() : undefined;
     const config = loadAgentConfig(
-      { DOCKER_HOST: `unix://${this.opts.dockerSocket}`, MACHETE_LOG_LEVEL: 'silent', MACHETE_HOST_NAME: 'e2e-host' },
+      { DOCKER_HOST: `unix://${this.opts.dockerSocket}`, MACHETE_LOG_LEVEL: 'silent', MACHETE_HOST_NAME: 'e2e-host', ...this.opts.agentEnv },
       { server: this.url, stateDir: path.join(this.dir, 'agent'), ...(joinToken ? { joinToken } : {}) },
     );
     this.agent = await startAgent(config, { log: createLogger('silent') });

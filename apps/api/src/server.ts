@@ -12,7 +12,6 @@ import type { Deps } from './http/deps.ts';
 import type { AgentHub } from './hub/hub.ts';
 import { attachAgentEndpoint } from './hub/upgrade.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { scheduleAll } from './scheduler/scheduler.ts';
 import { createPgChangeFeed } from './services/changeFeed.ts';
 import { VERSION, wire } from './wiring.ts';
 
@@ -42,8 +41,8 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
   const database = await createDb(config.database.driver === 'postgres' ? { driver: 'postgres', url: config.database.url } : { driver: 'pglite', dataDir: config.database.dataDir });
   // On PostgreSQL, replicas share changes through LISTEN/NOTIFY; PGlite is one process.
   const pgFeed = database.driver === 'postgres' ? await createPgChangeFeed(database, (err) => log.error({ err }, 'change feed error')) : null;
-  const { deps, hub, feed } = wire({ ...(pgFeed ? { feed: pgFeed } : {}), db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, allowedImages: config.allowedImages, ...(secretsKey ? { secretsKey } : {}), agentSendBufferBytes: config.agentSendBufferBytes, metricsAccess: config.metrics });
-  const { db, tokens, events, services } = deps;
+  const { deps, hub } = wire({ ...(pgFeed ? { feed: pgFeed } : {}), db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, allowedImages: config.allowedImages, ...(secretsKey ? { secretsKey } : {}), agentSendBufferBytes: config.agentSendBufferBytes, metricsAccess: config.metrics });
+  const { tokens, events, services } = deps;
   await writeAdminToken(config, tokens, log);
 
   const app = createApp(deps);
@@ -56,23 +55,33 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info({ url, database: database.driver }, 'MACHETE control plane listening');
 
-  // Level-triggered housekeeping: silent hosts go down; pending replicas get another chance.
+  // Level-triggered housekeeping: silent hosts go down (their replicas are lost and placed
+  // elsewhere); pending replicas get another chance. Often enough to notice a silent host
+  // within about 1.5 grace periods.
+  const graceMs = config.heartbeatGraceSeconds * 1000;
   let sweeping = false;
+  let leaderSince: number | null = null;
   const sweep = setInterval(async () => {
     if (sweeping) return;
     sweeping = true;
     try {
       // Housekeeping has one leader among the replicas: whoever holds the advisory lock.
-      if (!(await database.tryAdvisoryLock(SWEEP_LOCK_KEY))) return;
-      await services.hosts.markSilentDown(config.heartbeatGraceSeconds, hub.connectedHosts());
-      feed.publish(await scheduleAll(db));
+      if (!(await database.tryAdvisoryLock(SWEEP_LOCK_KEY))) {
+        leaderSince = null;
+        return;
+      }
+      leaderSince ??= Date.now();
+      // A new leader (or a restarted control plane) gives every agent one grace period to
+      // reconnect before calling its host down, as Nomad does after a leader election.
+      if (Date.now() - leaderSince >= graceMs) await services.hosts.markSilentDown(config.heartbeatGraceSeconds, hub.connectedHosts());
+      await services.hosts.reschedule();
       await services.invocations.sweep();
     } catch (err) {
       log.error({ err }, 'sweep failed');
     } finally {
       sweeping = false;
     }
-  }, SWEEP_MS);
+  }, Math.max(250, Math.min(SWEEP_MS, graceMs / 2)));
 
   return {
     url,

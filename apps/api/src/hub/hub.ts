@@ -74,6 +74,8 @@ export class AgentHub {
     onStatus: async (s: AgentSession, st: Status) => {
       const { foreign } = await this.d.instances.applyStatus(s.hostId, st.instances);
       await this.d.hosts.seen(s.hostId, st.revision);
+      // Replacements that now run may let a drain stop its originals.
+      await this.d.hosts.afterStatus(st.instances);
       if (foreign.length) {
         await this.d.events.refused({
           actor: `host:${s.hostId}`,

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { and, asc, eq, lt, ne } from 'drizzle-orm';
+import { and, asc, eq, inArray, lt, ne, sql } from 'drizzle-orm';
 import type { Hello } from '../../../../protocol/src/index.ts';
 import { hosts, instances, toolVersions } from '../../../../db/src/index.ts';
 import { notFound } from '../errors.ts';
-import { scheduleAll } from '../scheduler/scheduler.ts';
+import { scheduleAll, scheduleTool, type ScheduleNote } from '../scheduler/scheduler.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { ServiceDeps } from './deps.ts';
 
@@ -21,9 +21,26 @@ export interface HostView {
 }
 
 export function createHostService({ db, feed, events }: ServiceDeps, tokens: TokenService) {
-  const reschedule = async () => feed.publish(await scheduleAll(db));
+  /** Scheduler notes become lifecycle events, after the change they describe committed. */
+  const recordNotes = async (notes: ScheduleNote[]) => {
+    for (const n of notes) await events.record({ kind: 'lifecycle', actor: 'scheduler', action: n.action, target: n.target, outcome: 'ok', reason: n.reason, data: n.data });
+  };
+  const reschedule = async () => feed.publish(await scheduleAll(db, recordNotes));
+  /** A draining host whose last replica just went is drained: said once, by the step that removed it. */
+  const announceDrained = async (hostIds: string[]) => {
+    for (const id of hostIds) {
+      const [left] = await db
+        .select({ n: sql<number>`count(*)::int` })
+        .from(instances)
+        .where(and(eq(instances.hostId, id), eq(instances.kind, 'replica'), ne(instances.desired, 'removed')));
+      if (Number(left?.n ?? 0) === 0) await events.record({ kind: 'lifecycle', actor: 'scheduler', action: 'host.drained', target: id, outcome: 'ok', reason: 'every replica runs elsewhere now' });
+    }
+  };
 
   const svc = {
+    /** Re-runs placement for every tool and tells the affected agents (sweep, host up or down). */
+    reschedule,
+
     /** Trades a join token for a host identity and a credential bound to that host. */
     async enroll(name: string, labels: Record<string, string>): Promise<{ hostId: string; token: string; expiresAt: Date }> {
       const hostId = `h${randomBytes(8).toString('hex')}`;
@@ -52,6 +69,33 @@ export function createHostService({ db, feed, events }: ServiceDeps, tokens: Tok
       }
     },
 
+    /**
+     * After a status report: replacements that now run let a drain stop its originals.
+     * Costs one query per report that mentions a running instance.
+     */
+    async afterStatus(report: { id: string; state: string }[]): Promise<void> {
+      const running = report.filter((r) => r.state === 'running').map((r) => r.id);
+      if (!running.length) return;
+      const draining = await db
+        .selectDistinct({ tool: instances.tool })
+        .from(instances)
+        .innerJoin(hosts, eq(hosts.id, instances.hostId))
+        .where(
+          and(
+            eq(hosts.status, 'draining'),
+            eq(instances.kind, 'replica'),
+            ne(instances.desired, 'removed'),
+            inArray(instances.tool, db.selectDistinct({ tool: instances.tool }).from(instances).where(inArray(instances.id, running))),
+          ),
+        );
+      for (const { tool } of draining) {
+        const notes: ScheduleNote[] = [];
+        feed.publish(await db.transaction((tx) => scheduleTool(tx, tool, undefined, notes)));
+        await recordNotes(notes);
+        await announceDrained(notes.filter((n) => n.action === 'drain.originals.removed').flatMap((n) => n.data.hosts as string[]));
+      }
+    },
+
     async seen(hostId: string, appliedRevision?: number): Promise<void> {
       await db
         .update(hosts)
@@ -62,10 +106,13 @@ export function createHostService({ db, feed, events }: ServiceDeps, tokens: Tok
     /** Hosts silent for longer than the grace period are down (their containers keep running). */
     async markSilentDown(graceSeconds: number, connected: Set<string>): Promise<string[]> {
       const cutoff = new Date(Date.now() - graceSeconds * 1000);
-      const stale = await db.select({ id: hosts.id }).from(hosts).where(and(eq(hosts.status, 'ready'), lt(hosts.lastSeenAt, cutoff)));
+      const live = inArray(hosts.status, ['ready', 'draining']);
+      const stale = await db.select({ id: hosts.id }).from(hosts).where(and(live, lt(hosts.lastSeenAt, cutoff)));
       const down = stale.map((s) => s.id).filter((id) => !connected.has(id));
       for (const id of down) {
-        await db.update(hosts).set({ status: 'down' }).where(eq(hosts.id, id));
+        // Status-guarded: an agent that reconnected meanwhile keeps its host ready.
+        const rows = await db.update(hosts).set({ status: 'down' }).where(and(eq(hosts.id, id), live, lt(hosts.lastSeenAt, cutoff))).returning({ id: hosts.id });
+        if (!rows.length) continue;
         await events.record({ kind: 'lifecycle', actor: 'system', action: 'host.down', target: id, outcome: 'ok', reason: `no contact for ${graceSeconds}s` });
       }
       return down;
@@ -89,17 +136,24 @@ export function createHostService({ db, feed, events }: ServiceDeps, tokens: Tok
       if (body.schedulable !== undefined) set.schedulable = body.schedulable;
       const rows = await db.update(hosts).set(set).where(eq(hosts.id, id)).returning({ id: hosts.id });
       if (!rows.length) throw notFound('host');
+      // Schedulable again: a drain in progress ends (the originals still there stay).
+      if (body.schedulable === true) await db.update(hosts).set({ status: 'ready' }).where(and(eq(hosts.id, id), eq(hosts.status, 'draining')));
       await events.record({ kind: 'audit', actor, action: 'host.patch', target: id, outcome: 'ok', data: body });
       await reschedule();
       return svc.get(id);
     },
 
-    /** Stops new placements and moves this host's replicas to other eligible hosts. */
+    /**
+     * Stops new placements and moves this host's replicas to other eligible hosts: replacements
+     * start first; each original goes once a replacement runs (afterStatus); then `host.drained`.
+     */
     async drain(id: string, actor: string): Promise<HostView> {
       const rows = await db.update(hosts).set({ schedulable: false, status: 'draining' }).where(eq(hosts.id, id)).returning({ id: hosts.id });
       if (!rows.length) throw notFound('host');
       await events.record({ kind: 'audit', actor, action: 'host.drain', target: id, outcome: 'ok' });
+      await events.record({ kind: 'lifecycle', actor: 'scheduler', action: 'host.draining', target: id, outcome: 'ok', reason: 'no new placements; replacements start elsewhere before the originals stop' });
       await reschedule();
+      await announceDrained([id]);
       return svc.get(id);
     },
   };

@@ -1,4 +1,4 @@
-import { and, asc, eq, ne, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, ne, or, sql, type SQL } from 'drizzle-orm';
 import type { InstanceState, InstanceStatus } from '../../../../protocol/src/index.ts';
 import { instances, type Db } from '../../../../db/src/index.ts';
 
@@ -39,7 +39,9 @@ export function instanceView(r: typeof instances.$inferSelect): InstanceView {
 export function createInstanceService(db: Db) {
   return {
     async list(filter: { tool?: string; host?: string }): Promise<InstanceView[]> {
-      const where: SQL[] = [ne(instances.desired, 'removed')];
+      // Lost replicas stay listed (state `lost`) while their host is down; once it is back, its agent has stopped them.
+      const lostOnDownHost = and(eq(instances.state, 'lost'), sql`${instances.hostId} in (select id from hosts where status = 'down')`);
+      const where: SQL[] = [or(ne(instances.desired, 'removed'), lostOnDownHost)!];
       if (filter.tool) where.push(eq(instances.tool, filter.tool));
       if (filter.host) where.push(eq(instances.hostId, filter.host));
       const rows = await db.select().from(instances).where(and(...where)).orderBy(asc(instances.tool), asc(instances.createdAt), asc(instances.id));
