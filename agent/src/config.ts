@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { LabelMapSchema } from '../../protocol/src/index.ts';
+import { LabelMapSchema, parseImagePatterns, type ImagePattern } from '../../protocol/src/index.ts';
 import { parseAllowedMounts, type AllowedMount } from './policy/mounts.ts';
 
 /** Environment variables the agent reads (README "Configuration"). */
@@ -19,6 +19,8 @@ const EnvSchema = z.object({
   DOCKER_CERT_PATH: z.string().min(1).optional(),
   /** `path:ro,path:rw,…`; empty: no host path may be mounted. */
   MACHETE_ALLOWED_MOUNTS: z.string().default(''),
+  /** Comma-separated image patterns (`registry.example.com/*`, `team/*:*`); empty: any image. Checked again here, whatever the control plane allowed. */
+  MACHETE_ALLOWED_IMAGES: z.string().default(''),
   MACHETE_HOST_NAME: z.string().min(1).max(253).regex(/^[A-Za-z0-9._-]+$/).optional(),
   /** `k=v,k=v` */
   MACHETE_HOST_LABELS: z.string().default(''),
@@ -35,6 +37,8 @@ export interface AgentConfig {
   readonly joinToken: string | null;
   readonly docker: { readonly dockerHost: string; readonly tlsVerify: boolean; readonly certPath: string | null };
   readonly allowedMounts: readonly AllowedMount[];
+  /** null: any image. */
+  readonly allowedImages: readonly ImagePattern[] | null;
   readonly hostName: string;
   readonly labels: Readonly<Record<string, string>>;
   /** Overrides of the capacity the engine reports (either may be set alone). */
@@ -73,6 +77,7 @@ export function loadAgentConfig(env: Record<string, string | undefined>, overrid
       certPath: e.DOCKER_CERT_PATH ?? null,
     },
     allowedMounts: parseAllowedMounts(e.MACHETE_ALLOWED_MOUNTS),
+    allowedImages: parseImagePatterns(e.MACHETE_ALLOWED_IMAGES),
     hostName: e.MACHETE_HOST_NAME ?? os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 253),
     labels: parseLabels(e.MACHETE_HOST_LABELS),
     capacity: { cpus: e.MACHETE_CAPACITY_CPUS ?? null, memoryMb: e.MACHETE_CAPACITY_MEMORY_MB ?? null },

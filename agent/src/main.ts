@@ -4,6 +4,7 @@ import { AgentConnection } from './connection.ts';
 import { enroll, readCredential, writeCredential, type Credential } from './credentials.ts';
 import { createDockerodePort, dockerOptionsFrom, endpointOf } from './docker/dockerode.ts';
 import { buildCreatePayload } from './docker/payload.ts';
+import { nodeHostFs } from './policy/resolve.ts';
 import type { DockerPort } from './docker/port.ts';
 import { createInvocationRunner, type InvocationRunner } from './invoke/runner.ts';
 import { createWarmPool, type WarmPool } from './invoke/warm.ts';
@@ -24,18 +25,20 @@ export interface RunningAgent {
 
 /** Starts an agent: credential (enrolling once if needed), engine port, reconcile loop, connection. */
 export async function startAgent(config: AgentConfig, opts: { log?: Logger; port?: DockerPort } = {}): Promise<RunningAgent> {
-  const log = opts.log ?? pino({ name: 'machete-agent', level: config.logLevel });
+  const log = opts.log ?? pino({ name: 'machete-agent', level: config.logLevel, redact: { paths: ['secrets', '*.secrets', '*.*.secrets', 'value', '*.value'], censor: '[redacted]' } });
   if (!config.server) throw new Error('MACHETE_SERVER is required');
   const server = config.server;
   const dockerOpts = dockerOptionsFrom(config.docker);
   const port = opts.port ?? createDockerodePort(dockerOpts);
   const engineEndpoint = endpointOf(dockerOpts);
   let cred = await obtainCredential(config, server, log);
+  // The agent's own policy for every payload: mounts resolved on this host, its image allowlist.
+  const policy = () => ({ allowedMounts: [...config.allowedMounts], allowedImages: config.allowedImages, engineEndpoint, hostFs: nodeHostFs });
 
   const reconciler = createReconciler({
     port,
     hostId: cred.hostId,
-    build: (inst) => buildCreatePayload(inst, { hostId: cred.hostId, allowedMounts: [...config.allowedMounts], engineEndpoint }),
+    build: (inst) => buildCreatePayload(inst, { ...policy(), hostId: cred.hostId }),
     onStatus: (changed, revision) => connection.sendStatus(changed, revision),
     extraReasons: () => warm.reasons(),
     log,
@@ -43,7 +46,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
   const warm = createWarmPool({
     port,
     hostId: cred.hostId,
-    build: (inst, nameSuffix) => buildCreatePayload(inst, { hostId: cred.hostId, allowedMounts: [...config.allowedMounts], engineEndpoint, nameSuffix }),
+    build: (inst, nameSuffix) => buildCreatePayload(inst, { ...policy(), hostId: cred.hostId, nameSuffix }),
     log,
   });
   const runner = createInvocationRunner({
@@ -52,8 +55,8 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
     warm,
     build: (req) =>
       buildCreatePayload(
-        { id: req.id, tool: req.tool, version: req.version, kind: 'invocation', revision: 0, desired: 'running', spec: req.spec },
-        { hostId: cred.hostId, allowedMounts: [...config.allowedMounts], engineEndpoint, extraArgs: req.args },
+        { id: req.id, tool: req.tool, version: req.version, kind: 'invocation', revision: 0, desired: 'running', spec: req.spec, ...(req.secrets ? { secrets: req.secrets } : {}) },
+        { ...policy(), hostId: cred.hostId, extraArgs: req.args },
       ),
     onResult: (r) => void connection.sendInvocationResult(r),
     log,
@@ -93,6 +96,11 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
   // Its first pass removes every warm container found: one may have served an invocation before a restart.
   warm.start();
   connection.start();
+  // Secrets volumes and helpers a crash left behind: swept at start, then every minute.
+  const sweepSecrets = () => void port.sweepSecrets?.(cred.hostId).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'secrets sweep failed'));
+  sweepSecrets();
+  const secretsSweeper = setInterval(sweepSecrets, 60_000);
+  secretsSweeper.unref();
   log.info({ hostId: cred.hostId, engine: engineEndpoint }, 'agent started');
   return {
     hostId: cred.hostId,
@@ -102,6 +110,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
     logs,
     connection,
     async stop() {
+      clearInterval(secretsSweeper);
       logs.closeAll();
       // Invocations first, while the connection can still carry their `cancelled` results.
       await runner.stop();

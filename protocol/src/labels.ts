@@ -11,6 +11,8 @@ export const Labels = {
   version: 'machete.version',
   /** Hash of the spec the container was built from; a change means replace. */
   specHash: 'machete.spec-hash',
+  /** Hash of the names and versions (never the values) of the mounted secrets; a change means replace. */
+  secrets: 'machete.secrets',
 } as const;
 
 export const INSTANCE_KINDS = ['replica', 'invocation', 'warm'] as const;

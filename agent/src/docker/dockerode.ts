@@ -9,6 +9,8 @@ import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer } from '
 import { streamLogs } from './logs.ts';
 import { execInSandbox, sandboxInfo } from './exec.ts';
 import { runContainer } from './run.ts';
+import { prepareCreated } from './prepare.ts';
+import { removeSecretsVolume, secretsVolumeOf, sweepSecrets } from './secrets.ts';
 
 export interface DockerodePortOptions {
   socketPath?: string;
@@ -187,6 +189,7 @@ export function createDockerodePort(opts: DockerodePortOptions): DockerPort {
       // `_query`/`_body` keep the body (env values included) out of the URL, where dockerode would otherwise copy it.
       const createOpts = { _query: { name: payload.name }, _body: payload.body, abortSignal: deadline() };
       const c = await docker.createContainer(createOpts as unknown as Docker.ContainerCreateOptions);
+      await prepareCreated(docker, c.id, payload, deadline);
       return c.id;
     },
 
@@ -212,11 +215,19 @@ export function createDockerodePort(opts: DockerodePortOptions): DockerPort {
 
     async remove(id) {
       assertContainerRef(id);
+      // Its secrets volume goes with it: named volumes outlive their container otherwise.
+      let volume: string | undefined;
       try {
+        volume = secretsVolumeOf((await docker.getContainer(id).inspect({ abortSignal: deadline() })).Mounts);
         await docker.getContainer(id).remove({ force: true, abortSignal: deadline() });
       } catch (err) {
         if (statusOf(err) !== 404) throw err;
       }
+      if (volume) await removeSecretsVolume(docker, volume, deadline);
+    },
+
+    sweepSecrets(hostId) {
+      return sweepSecrets(docker, hostId, deadline);
     },
 
     events(hostId, onEvent, onError) {

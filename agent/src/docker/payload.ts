@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import { DesiredInstanceSchema, Labels, canonicalJson } from '../../../protocol/src/index.ts';
-import type { DesiredInstance, ToolSpec } from '../../../protocol/src/index.ts';
+import { DesiredInstanceSchema, Labels, canonicalJson, imageAllowed } from '../../../protocol/src/index.ts';
+import type { DesiredInstance, ImagePattern, ToolSpec } from '../../../protocol/src/index.ts';
 import { checkMounts } from '../policy/mounts.ts';
 import type { AllowedMount } from '../policy/mounts.ts';
+import { resolveMounts, type HostFs, type PinnedSource } from '../policy/resolve.ts';
+import { SECRETS_OF_LABEL, SECRETS_TARGET, secretsDigest, secretsVolumeName, type SecretFiles } from './secrets.ts';
 import type { CreatePayload } from './port.ts';
 
 /** The agent's own policy refused a spec; `reason` is safe to report (it never echoes spec values). */
@@ -31,6 +33,14 @@ export interface PayloadContext {
    * being removed, so two containers of one slot exist for a moment and need distinct names.
    */
   nameSuffix?: string;
+  /** MACHETE_ALLOWED_IMAGES of this agent; null or absent: any image. */
+  allowedImages?: readonly ImagePattern[] | null;
+  /**
+   * The host filesystem: when given (always, in the agent), mount sources are resolved through
+   * symlinks and checked again, and the REAL paths are mounted (policy/resolve.ts). Absent only in
+   * pure unit tests of the lexical rules.
+   */
+  hostFs?: HostFs;
 }
 
 const MIB = 1024 * 1024;
@@ -86,7 +96,7 @@ function labelsFor(inst: DesiredInstance, hostId: string): Record<string, string
  * MaskedPaths/ReadonlyPaths (setting them would replace Docker's defaults), bind
  * strings (structured Mounts only), PortBindings and CapAdd.
  */
-function hostConfigFor(spec: ToolSpec, tool: string, kind: DesiredInstance['kind'], mounts: ReturnType<typeof bindMounts>): Record<string, unknown> {
+function hostConfigFor(spec: ToolSpec, tool: string, kind: DesiredInstance['kind'], mounts: readonly Record<string, unknown>[]): Record<string, unknown> {
   const memory = spec.resources.memoryMb * MIB;
   return {
     CapDrop: ['ALL'],
@@ -113,16 +123,47 @@ function hostConfigFor(spec: ToolSpec, tool: string, kind: DesiredInstance['kind
   };
 }
 
-function bindMounts(inst: DesiredInstance, ctx: PayloadContext) {
+function bindMounts(inst: DesiredInstance, ctx: PayloadContext): { mounts: Record<string, unknown>[]; pins: PinnedSource[] } {
   const checked = checkMounts(inst.spec.mounts, ctx.allowedMounts, ctx.engineEndpoint);
   if (!checked.ok) throw new PolicyRefusal(checked.reason);
-  return checked.mounts.map((m) => ({
+  let list = checked.mounts;
+  let pins: PinnedSource[] = [];
+  if (ctx.hostFs) {
+    const resolved = resolveMounts(list, ctx.allowedMounts, ctx.engineEndpoint, ctx.hostFs);
+    if (!resolved.ok) throw new PolicyRefusal(resolved.reason);
+    list = resolved.mounts;
+    pins = resolved.pins;
+  }
+  const mounts = list.map((m) => ({
     Type: 'bind' as const,
     Source: m.source,
     Target: m.target,
     ReadOnly: m.readOnly,
     BindOptions: { Propagation: 'rprivate' as const },
   }));
+  return { mounts, pins };
+}
+
+/**
+ * The secrets of one container: a volume of its own, mounted read-only at /run/secrets, filled by
+ * the port before start with one 0400 file per name owned by the tool's user. Only the names the
+ * spec lists are mounted; a listed name without a value refuses the instance.
+ */
+function secretsFor(inst: DesiredInstance, containerName: string, hostId: string) {
+  const names = inst.spec.secrets;
+  if (!names.length) return undefined;
+  const values = new Map((inst.secrets ?? []).map((v) => [v.name, v]));
+  const files = new Map<string, string>();
+  for (const [i, n] of names.entries()) {
+    const v = values.get(n);
+    if (!v) throw new PolicyRefusal(`secrets[${i}] is not available on this host`);
+    files.set(n, v.value);
+  }
+  const [uid = 65534, gid = uid] = inst.spec.user.split(':').map(Number);
+  const volume = secretsVolumeName(containerName);
+  const payload: SecretFiles = { volume, uid, gid, files: [...files].map(([name, value]) => ({ name, value })) };
+  const mount = { Type: 'volume', Source: volume, Target: SECRETS_TARGET, ReadOnly: true, VolumeOptions: { NoCopy: true, Labels: { [Labels.host]: hostId, [SECRETS_OF_LABEL]: containerName } } };
+  return { payload, mount, digest: secretsDigest(names, inst.secrets)! };
 }
 
 /**
@@ -149,7 +190,8 @@ function stdioFor(kind: DesiredInstance['kind']): Record<string, boolean> {
 /**
  * THE one place a tool spec becomes an Engine API create body. The spec is parsed
  * again here: the control plane is not trusted blindly. Pure apart from hashing.
- * Secrets (`spec.secrets`) are not mounted here yet: the agent has no secret files to point at.
+ * Secrets become a read-only volume at /run/secrets (never env, labels or image layers); the
+ * values travel in `payload.secrets` to the port, which writes them before start.
  */
 export function buildCreatePayload(inst: DesiredInstance, ctx: PayloadContext): CreatePayload {
   const parsed = DesiredInstanceSchema.safeParse(inst);
@@ -160,10 +202,14 @@ export function buildCreatePayload(inst: DesiredInstance, ctx: PayloadContext): 
   if (!HOST_ID_RE.test(ctx.hostId)) throw new Error('buildCreatePayload: invalid host id');
   const valid = parsed.data;
   const spec = valid.spec;
+  if (!imageAllowed(spec.image, ctx.allowedImages ?? null)) throw new PolicyRefusal('image is not allowed on this host (MACHETE_ALLOWED_IMAGES)');
   const cmd = [...(spec.command ?? []), ...validExtraArgs(ctx.extraArgs)];
-  const mounts = bindMounts(valid, ctx);
+  const { mounts, pins } = bindMounts(valid, ctx);
   const warm = valid.kind === 'warm';
   if (ctx.nameSuffix !== undefined && !NAME_SUFFIX_RE.test(ctx.nameSuffix)) throw new Error('buildCreatePayload: invalid name suffix');
+  const baseName = containerName(valid.tool, valid.id, valid.version);
+  const name = ctx.nameSuffix ? `${baseName}-${ctx.nameSuffix}` : baseName;
+  const secrets = secretsFor(valid, name, ctx.hostId);
 
   const body: CreatePayload['body'] = {
     Image: spec.image,
@@ -175,11 +221,10 @@ export function buildCreatePayload(inst: DesiredInstance, ctx: PayloadContext): 
       .map((k) => `${k}=${spec.env[k] ?? ''}`),
     User: spec.user,
     ...(spec.workingDir !== undefined ? { WorkingDir: spec.workingDir } : {}),
-    Labels: labelsFor(valid, ctx.hostId),
+    Labels: { ...labelsFor(valid, ctx.hostId), ...(secrets ? { [Labels.secrets]: secrets.digest } : {}) },
     StopTimeout: STOP_TIMEOUT_SECONDS,
     ...stdioFor(valid.kind),
-    HostConfig: hostConfigFor(spec, valid.tool, valid.kind, mounts),
+    HostConfig: hostConfigFor(spec, valid.tool, valid.kind, secrets ? [...mounts, secrets.mount] : mounts),
   };
-  const name = containerName(valid.tool, valid.id, valid.version);
-  return { name: ctx.nameSuffix ? `${name}-${ctx.nameSuffix}` : name, body };
+  return { name, body, ...(secrets ? { secrets: secrets.payload } : {}), ...(pins.length ? { pinnedSources: pins } : {}) };
 }

@@ -1,4 +1,6 @@
 import type { InstanceKind } from '../../../protocol/src/index.ts';
+import type { PinnedSource } from '../policy/resolve.ts';
+import type { SecretFiles } from './secrets.ts';
 
 /** A MACHETE container as read back from the engine (labels are the only memory). */
 export interface ObservedContainer {
@@ -20,6 +22,10 @@ export interface ObservedContainer {
 export interface CreatePayload {
   name: string;
   body: Record<string, unknown> & { Labels: Record<string, string>; HostConfig: Record<string, unknown> };
+  /** Files for the container's secrets volume, written by the port after create, before start. Never logged. */
+  secrets?: SecretFiles;
+  /** Resolved bind sources; the port refuses to hand over the container when one changed since. */
+  pinnedSources?: PinnedSource[];
 }
 
 export interface EngineEvent {
@@ -124,13 +130,15 @@ export interface DockerPort {
   /** Every container labelled machete.managed=true and machete.host=hostId, running or not. */
   list(hostId: string): Promise<ObservedContainer[]>;
   imageExists(ref: string): Promise<boolean>;
-  /** Creates the container and returns its id. */
+  /** Creates the container, fills its secrets and re-verifies its mount sources; returns its id. */
   create(payload: CreatePayload): Promise<string>;
   start(id: string): Promise<void>;
   /** Stops within `timeoutSeconds`, then kills. A container already stopped is not an error. */
   stop(id: string, timeoutSeconds: number): Promise<void>;
-  /** Force-removes. A container already gone is not an error. */
+  /** Force-removes, with its secrets volume. A container already gone is not an error. */
   remove(id: string): Promise<void>;
+  /** Removes secrets volumes and helpers left behind by a crash; returns how many. Optional: engines without secrets storage. */
+  sweepSecrets?(hostId: string): Promise<number>;
   /** Container lifecycle events for this host's managed containers; returns an unsubscribe. */
   events(hostId: string, onEvent: (e: EngineEvent) => void, onError: (err: Error) => void): () => void;
   /** Runs one container to completion and always removes it, whatever happens. */

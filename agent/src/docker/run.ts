@@ -2,6 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type Docker from 'dockerode';
 import type { CreatePayload, OutputBuffer, RunRequest, RunResult } from './port.ts';
+import { prepareCreated } from './prepare.ts';
+import { removeSecretsVolume } from './secrets.ts';
 
 /** A fresh per-request deadline for short engine calls (never used for attach or wait, which last as long as the tool). */
 export type Deadline = (extraMs?: number) => AbortSignal;
@@ -302,6 +304,7 @@ async function createContainer(docker: Docker, payload: CreatePayload, deadline:
   const opts = { _query: { name: payload.name }, _body: payload.body, abortSignal: deadline() };
   const c = await docker.createContainer(opts as unknown as Docker.ContainerCreateOptions);
   if (!CONTAINER_ID_RE.test(c.id)) throw new Error('engine returned an invalid container id');
+  await prepareCreated(docker, c.id, payload, deadline);
   return c.id;
 }
 
@@ -357,5 +360,7 @@ export async function runContainer(docker: Docker, req: RunRequest, deadline: De
   } finally {
     session?.close();
     if (id) await removeContainer(docker, id, deadline);
+    // A leftover volume is swept later (sweepSecrets); the result must not be lost over it.
+    if (req.payload.secrets) await removeSecretsVolume(docker, req.payload.secrets.volume, deadline).catch(() => {});
   }
 }

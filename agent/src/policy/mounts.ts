@@ -121,7 +121,7 @@ export function parseAllowedMounts(s: string): AllowedMount[] {
   return out;
 }
 
-function sourceRefusal(source: string, engineEndpoint: string | undefined): string | undefined {
+export function sourceRefusal(source: string, engineEndpoint: string | undefined): string | undefined {
   if (SENSITIVE_SOURCES.some((p) => overlaps(source, p))) return 'mount source is a sensitive host path';
   if (source.endsWith('.sock')) return 'mount source is a socket';
   if (segments(source).some((seg) => RUNTIME_SEGMENT_RE.test(seg))) return 'mount source is container runtime state';
@@ -137,7 +137,7 @@ function targetRefusal(target: string): string | undefined {
 }
 
 /** The most specific allowlist entry covering `source`, so a narrower `ro` entry wins over a wider `rw` one. */
-function matchAllowed(source: string, allowed: readonly AllowedMount[]): AllowedMount | undefined {
+export function matchAllowed(source: string, allowed: readonly AllowedMount[]): AllowedMount | undefined {
   let best: AllowedMount | undefined;
   for (const a of allowed) {
     if (isWithin(source, a.path) && (!best || a.path.length > best.path.length)) best = a;
@@ -150,7 +150,7 @@ function matchAllowed(source: string, allowed: readonly AllowedMount[]): Allowed
  * Reasons never echo the requested paths (they come from clients).
  */
 export function checkMount(mount: MountRequest, allowed: readonly AllowedMount[], engineEndpoint?: string): MountCheck {
-  // TODO(symlinks): resolve the source with realpath before matching (later issue); this check is lexical only.
+  // Lexical only; resolve.ts then resolves symlinks on the host and checks the real path again.
   const badSource = badPathReason(mount.source, 'mount source');
   if (badSource) return { ok: false, reason: badSource };
   const badTarget = badPathReason(mount.target, 'mount target');

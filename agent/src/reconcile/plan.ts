@@ -1,5 +1,7 @@
 import type { DesiredInstance, InstanceKind } from '../../../protocol/src/index.ts';
+import { Labels } from '../../../protocol/src/index.ts';
 import type { ObservedContainer } from '../docker/port.ts';
+import { secretsDigest } from '../docker/secrets.ts';
 
 /**
  * The pure diff at the heart of the agent, in the spirit of Nomad's diffAllocs and
@@ -7,8 +9,11 @@ import type { ObservedContainer } from '../docker/port.ts';
  * No clock, no I/O: time-based decisions (crash-loop backoff) belong to the loop.
  */
 
-/** 'version': the container runs another tool version. 'restart': it exited and the restart policy wants it back. */
-export type ReplaceReason = 'version' | 'restart';
+/**
+ * 'version': the container runs another tool version. 'secrets': a secret it mounts has a new value.
+ * 'restart': it exited and the restart policy wants it back.
+ */
+export type ReplaceReason = 'version' | 'secrets' | 'restart';
 /** 'duplicate': another container serves the same instance better. 'orphan': no desired instance owns it. */
 export type RemoveReason = 'duplicate' | 'orphan';
 
@@ -98,6 +103,9 @@ function planInstance(inst: DesiredInstance, c: ObservedContainer, out: Plan): v
   }
   if (c.version !== inst.version) {
     out.replace.push({ desired: inst, container: c, why: 'version' });
+  } else if ((c.labels[Labels.secrets] ?? '') !== (secretsDigest(inst.spec.secrets, inst.secrets) ?? '')) {
+    // Secrets are files in the container's own volume: a rotation reaches the tool through a new container.
+    out.replace.push({ desired: inst, container: c, why: 'secrets' });
   } else if (isLive(c)) {
     out.keep.push(c);
   } else if (c.state === 'created' && c.exitCode === null) {
