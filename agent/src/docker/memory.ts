@@ -75,7 +75,7 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
   const byId = new Map<string, MemoryContainer>();
   const idByName = new Map<string, string>();
   const subscribers = new Set<{ hostId: string; onEvent: (e: EngineEvent) => void }>();
-  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0, run: 0, logs: 0, sandboxInfo: 0, exec: 0 };
+  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0, run: 0, logs: 0, sandboxInfo: 0, exec: 0, sweepSecrets: 0 };
   const images = new Set<string>();
   const logs = new MemoryLogs();
 
@@ -158,6 +158,12 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
       exit(c, 143); // what a process that honours SIGTERM reports
       emit(c, 'stop');
     },
+    // Secrets volumes exist only on a real engine; nothing is ever left to sweep here.
+    async sweepSecrets() {
+      calls.sweepSecrets++;
+      return 0;
+    },
+
     async remove(id) {
       calls.remove++;
       const c = byId.get(id) ?? byId.get(idByName.get(id) ?? '');
