@@ -64,11 +64,12 @@ describe('warm pool (memory engine)', () => {
     const sb = pool.take(request());
     expect(sb).not.toBeNull();
     expect(pool.take(request())).toBeNull();
+    expect(warm()).toHaveLength(1); // the taken one lives until discarded
+    await pool.discard(sb!, false);
     await pool.whenIdle();
     expect(pool.idle()).toBe(1);
-    expect(warm()).toHaveLength(2); // the taken one lives until discarded
-    await pool.discard(sb!, false);
     expect(warm().map((c) => c.id)).not.toContain(sb!.containerId);
+    expect(warm()).toHaveLength(1);
     await pool.stop();
   });
 
@@ -109,6 +110,40 @@ describe('warm pool (memory engine)', () => {
     await pool.whenIdle();
     expect(pool.reasons().get('w1')).toBe(deathReason(127));
     expect(pool.reasons().get('w1')).toMatch(/no runnable `sleep`/);
+    await pool.stop();
+  });
+});
+
+describe('warm pool background work (memory engine)', () => {
+  it('defers refills and removals while warm runs are in flight, then catches up', async () => {
+    const { mem, pool, warm } = setup();
+    pool.start();
+    pool.setDesired([slot('w1'), slot('w2'), slot('w3')]);
+    await pool.whenIdle();
+    const creates = mem.calls.create;
+    const a = pool.take(request())!;
+    const b = pool.take(request())!;
+    const gone = pool.discard(a, false);
+    await new Promise((r) => setTimeout(r, 20));
+    // b still runs: a is not removed and neither slot refilled, so the engine serves b alone.
+    expect([mem.calls.create - creates, warm().length]).toEqual([0, 3]);
+    void pool.discard(b, false);
+    await gone;
+    await pool.whenIdle();
+    expect([mem.calls.create - creates, warm().length, pool.idle()]).toEqual([2, 3, 3]);
+    await pool.stop();
+  });
+
+  it('refills an emptied pool even while a long run goes on', async () => {
+    const { mem, pool } = setup();
+    pool.start();
+    pool.setDesired([slot('w1')]);
+    await pool.whenIdle();
+    const creates = mem.calls.create;
+    pool.take(request());
+    await new Promise((r) => setTimeout(r, 400));
+    expect(mem.calls.create - creates).toBe(1);
+    expect(pool.idle()).toBe(1);
     await pool.stop();
   });
 });

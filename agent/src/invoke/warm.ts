@@ -48,6 +48,10 @@ export interface WarmPoolDeps {
   fillConcurrency?: number;
   /** Backoff of a slot whose fills fail (1 s doubling to 60 s). */
   backoff?: { initialMs?: number; maxMs?: number };
+  /** Background work waits this long after the last warm run (default 50 ms); see `allowed()`. */
+  quietMs?: number;
+  /** ...but never longer than this (default 2 s). */
+  maxDeferMs?: number;
 }
 
 export interface WarmPool {
@@ -78,6 +82,8 @@ interface Slot {
   reason: string | null;
 }
 
+/** When the pool has just been emptied, how long refills wait for the runs in flight to end. */
+const EMPTY_REFILL_DELAY_MS = 250;
 const noopLog: PoolLog = { info() {}, warn() {}, error() {} };
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 const refusalOf = (err: unknown): string => {
@@ -116,6 +122,11 @@ export function createWarmPool(deps: WarmPoolDeps): WarmPool {
   /** Names of containers being created: not orphans, though their ids are not known yet. */
   const fillingNames = new Set<string>();
   const fills = new Set<Promise<void>>();
+  /** Used sandboxes waiting for their removal (deferred like refills). */
+  const spent: { sb: WarmSandbox; done: () => void }[] = [];
+  const quietMs = deps.quietMs ?? 50;
+  const maxDeferMs = deps.maxDeferMs ?? 2_000;
+  const gate = { running: 0, lastEnd: 0, deferredSince: 0, emptiedAt: 0, timer: null as NodeJS.Timeout | null, emptyTimer: null as NodeJS.Timeout | null };
   const s = { started: false, stopped: false, current: null as Promise<void> | null, dirty: false, resync: null as NodeJS.Timeout | null, wake: null as NodeJS.Timeout | null };
 
   function noteFailure(slot: Slot, reason: string): void {
@@ -124,7 +135,7 @@ export function createWarmPool(deps: WarmPoolDeps): WarmPool {
     slot.notBefore = Date.now() + delay;
     if (slot.reason !== reason) log.warn({ slot: slot.desired.id, tool: slot.desired.tool, retryInMs: delay, reason }, 'warm sandbox fill failed');
     slot.reason = reason;
-    if (!s.wake && !s.stopped) s.wake = setTimeout(() => ((s.wake = null), fillEmpty()), delay);
+    if (!s.wake && !s.stopped) s.wake = setTimeout(() => ((s.wake = null), kick()), delay);
   }
 
   /** Removes a container nobody will use, logging (not throwing) a failure: the next pass retries it as an orphan. */
@@ -158,7 +169,47 @@ export function createWarmPool(deps: WarmPoolDeps): WarmPool {
     }
   }
 
-  /** Starts fills for empty slots, up to the concurrency limit. No engine read: cheap enough to call on every take. */
+  const idleCount = () => [...slots.values()].filter((sl) => sl.sandbox).length;
+
+  /**
+   * Whether refills and removals may run now. A create + start or a force-remove on the same engine
+   * slows a concurrent exec several-fold (measured: a warm run of ~90 ms became 200–500 ms during
+   * refills), so background work waits until no warm run is in flight and none ended in the last
+   * quietMs: a burst of up to N invocations runs at exec speed and the pool refills after it.
+   * An emptied pool refills once its last runs end (or EMPTY_REFILL_DELAY_MS into a long one): the
+   * next invocation would be cold anyway. Nothing waits longer than maxDeferMs.
+   */
+  function allowed(now: number): boolean {
+    if (gate.running === 0 && now - gate.lastEnd >= quietMs) return true;
+    if (idleCount() === 0 && slots.size > 0 && (gate.running === 0 || now - gate.emptiedAt >= EMPTY_REFILL_DELAY_MS)) return true;
+    return gate.deferredSince > 0 && now - gate.deferredSince >= maxDeferMs;
+  }
+
+  /** Runs the deferred work (removals of used sandboxes, refills) once allowed; else checks again shortly. */
+  function kick(): void {
+    if (!s.started || s.stopped) return;
+    const now = performance.now();
+    if (!allowed(now)) {
+      gate.deferredSince ||= now;
+      gate.timer ??= setTimeout(() => ((gate.timer = null), kick()), quietMs);
+      return;
+    }
+    gate.deferredSince = 0;
+    for (const { sb, done } of spent.splice(0)) void removeSpent(sb).finally(done);
+    fillEmpty();
+  }
+
+  async function removeSpent(sb: WarmSandbox): Promise<void> {
+    try {
+      await port.remove(sb.containerId);
+    } catch (err) {
+      log.warn({ err: message(err), container: sb.containerId }, 'could not remove a used warm sandbox; the pool retries');
+    } finally {
+      inUse.delete(sb.containerId);
+    }
+  }
+
+  /** Starts fills for empty slots, up to the concurrency limit. No engine read. */
   function fillEmpty(): void {
     if (!s.started || s.stopped) return;
     const now = Date.now();
@@ -169,7 +220,7 @@ export function createWarmPool(deps: WarmPoolDeps): WarmPool {
       const p: Promise<void> = fill(slot).finally(() => {
         slot.filling = false;
         fills.delete(p);
-        fillEmpty();
+        kick();
       });
       fills.add(p);
     }
@@ -188,7 +239,7 @@ export function createWarmPool(deps: WarmPoolDeps): WarmPool {
     const known = new Set([...inUse, ...[...slots.values()].flatMap((sl) => (sl.sandbox ? [sl.sandbox.containerId] : []))]);
     const orphan = (c: ObservedContainer) => !known.has(c.id) && !fillingNames.has(c.name) && c.state !== 'removing';
     await Promise.all(observed.filter(orphan).map((c) => removeQuietly(c.id)));
-    fillEmpty();
+    kick();
   }
 
   async function runPasses(): Promise<void> {
@@ -232,29 +283,34 @@ export function createWarmPool(deps: WarmPoolDeps): WarmPool {
         if (!sb || sb.tool !== req.tool || sb.version !== req.version || sb.specHash !== hash || sb.secretsKey !== secrets) continue;
         slot.sandbox = null;
         inUse.add(sb.containerId);
-        fillEmpty();
+        gate.running++;
+        // The last idle one: refill soon even if this run lasts, but not under a short run's feet.
+        if (idleCount() === 0) {
+          gate.emptiedAt = performance.now();
+          gate.emptyTimer ??= setTimeout(() => ((gate.emptyTimer = null), kick()), EMPTY_REFILL_DELAY_MS);
+        }
         return sb;
       }
       return null;
     },
 
     async discard(sb, dead) {
-      try {
-        await port.remove(sb.containerId);
-      } catch (err) {
-        log.warn({ err: message(err), container: sb.containerId }, 'could not remove a used warm sandbox; the pool retries');
-      } finally {
-        inUse.delete(sb.containerId);
-      }
+      gate.running = Math.max(0, gate.running - 1);
+      gate.lastEnd = performance.now();
       const slot = slots.get(sb.slotId);
       if (dead && slot && !slot.sandbox) noteFailure(slot, 'warm sandbox stopped before it could be used');
+      // Dead or timed out, its process is gone; otherwise it only holds what the run left behind until removed.
+      if (s.stopped) return removeSpent(sb);
+      const removed = new Promise<void>((done) => spent.push({ sb, done }));
+      kick();
+      await removed;
     },
 
     reasons() {
       return new Map([...slots].flatMap(([id, sl]) => (sl.reason && !sl.sandbox ? [[id, sl.reason] as const] : [])));
     },
 
-    idle: () => [...slots.values()].filter((sl) => sl.sandbox).length,
+    idle: idleCount,
 
     start() {
       if (s.started || s.stopped) return;
@@ -267,14 +323,19 @@ export function createWarmPool(deps: WarmPoolDeps): WarmPool {
       s.stopped = true;
       if (s.resync) clearInterval(s.resync);
       if (s.wake) clearTimeout(s.wake);
-      await Promise.allSettled([s.current, ...fills]);
+      if (gate.timer) clearTimeout(gate.timer);
+      if (gate.emptyTimer) clearTimeout(gate.emptyTimer);
+      await Promise.allSettled([s.current, ...fills, ...spent.splice(0).map(({ sb, done }) => removeSpent(sb).finally(done))]);
       const idle = [...slots.values()].flatMap((sl) => (sl.sandbox ? [sl.sandbox.containerId] : []));
       slots.clear();
       await Promise.all(idle.map(removeQuietly));
     },
 
     async whenIdle() {
-      while (s.current || fills.size > 0) await Promise.allSettled([s.current, ...fills]);
+      while (s.current || fills.size > 0 || spent.length > 0 || gate.timer || gate.emptyTimer) {
+        await Promise.allSettled([s.current, ...fills]);
+        if (spent.length > 0 || gate.timer || gate.emptyTimer) await new Promise((r) => setTimeout(r, quietMs));
+      }
     },
   };
 }
