@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ToolSpecSchema } from '../../../protocol/src/index.ts';
+import { parseImagePatterns, ToolSpecSchema } from '../../../protocol/src/index.ts';
 import type { DesiredInstance, ToolSpecInput } from '../../../protocol/src/index.ts';
 import { parseAllowedMounts } from '../policy/mounts.ts';
 import { PolicyRefusal, buildCreatePayload, specHash } from './payload.ts';
@@ -228,5 +228,29 @@ describe('buildCreatePayload', () => {
     const b = ToolSpecSchema.parse({ env: { B: '2', A: '1' }, image: 'machete/busybox:test' });
     expect(specHash(a)).toBe(specHash(b));
     expect(specHash(a)).not.toBe(specHash({ ...a, warm: 1 }));
+  });
+});
+
+describe('buildCreatePayload: the agent image allowlist and secrets (case 16)', () => {
+  const allowedImages = parseImagePatterns('machete/*');
+  it('refuses an image outside the agent allowlist even when the control plane sent it', () => {
+    expect(() => buildCreatePayload(instance({ image: 'evil.example.com/x:1' }), { ...ctx, allowedImages })).toThrow(PolicyRefusal);
+    expect(() => buildCreatePayload(instance({ image: 'evil.example.com/x:1' }), { ...ctx, allowedImages })).toThrow('image is not allowed on this host');
+    expect(buildCreatePayload(instance({ image: 'machete/busybox:test' }), { ...ctx, allowedImages }).body.Image).toBe('machete/busybox:test');
+  });
+
+  it('mounts only the named secrets, read-only at /run/secrets, with a digest label that moves with versions only', () => {
+    const secrets = [{ name: 'a', value: 'VALUE-A', version: 1 }, { name: 'b', value: 'VALUE-B', version: 1 }];
+    const p = buildCreatePayload(instance({ image: 'machete/busybox:test', secrets: ['a'], user: '1000' }, { secrets }), ctx);
+    expect(JSON.stringify(p.body)).not.toContain('VALUE-');
+    expect(p.secrets).toEqual({ volume: `${p.name}-secrets`, uid: 1000, gid: 1000, files: [{ name: 'a', value: 'VALUE-A' }] });
+    expect((p.body.HostConfig.Mounts as unknown[]).at(-1)).toMatchObject({ Type: 'volume', Source: `${p.name}-secrets`, Target: '/run/secrets', ReadOnly: true, VolumeOptions: { NoCopy: true } });
+    const label = p.body.Labels['machete.secrets'];
+    const sameVersion = buildCreatePayload(instance({ image: 'machete/busybox:test', secrets: ['a'], user: '1000' }, { secrets: [{ name: 'a', value: 'OTHER', version: 1 }] }), ctx);
+    const rotated = buildCreatePayload(instance({ image: 'machete/busybox:test', secrets: ['a'], user: '1000' }, { secrets: [{ name: 'a', value: 'OTHER', version: 2 }] }), ctx);
+    expect(sameVersion.body.Labels['machete.secrets']).toBe(label);
+    expect(rotated.body.Labels['machete.secrets']).not.toBe(label);
+    expect(minimal().body.Labels['machete.secrets']).toBeUndefined();
+    expect(minimal().secrets).toBeUndefined();
   });
 });

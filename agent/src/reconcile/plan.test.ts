@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ToolSpecSchema } from '../../../protocol/src/index.ts';
 import type { DesiredInstance, ToolSpecInput } from '../../../protocol/src/index.ts';
 import type { ObservedContainer } from '../docker/port.ts';
+import { buildCreatePayload } from '../docker/payload.ts';
 import { isNoop, plan } from './plan.ts';
 import type { Plan } from './plan.ts';
 import { diffStatus, statusOf } from './status.ts';
@@ -292,5 +293,19 @@ describe('diffStatus', () => {
     const next = [a!, { ...b!, state: 'failed' as const, exitCode: 1 }, c!];
     expect(diffStatus(prev, next).map((s) => s.id)).toEqual(['b', 'c']);
     expect(diffStatus(new Map(next.map((s) => [s.id, s])), next)).toEqual([]);
+  });
+});
+
+describe('plan: secret rotation', () => {
+  it('replaces a running container whose secret versions differ, and keeps one whose versions match', () => {
+    const secrets = (version: number) => [{ name: 'k', value: 'v', version }];
+    const want = inst('a', { spec: { secrets: ['k'] }, secrets: secrets(2) });
+    const built = buildCreatePayload(want, { hostId: 'h', allowedMounts: [], engineEndpoint: '/var/run/docker.sock' });
+    const current = ctr('c1', 'a', { labels: { 'machete.secrets': built.body.Labels['machete.secrets']! } });
+    expect(plan([want], [current], { fullStateKnown: true }).keep).toEqual([current]);
+    const stale = ctr('c1', 'a', { labels: { 'machete.secrets': buildCreatePayload({ ...want, secrets: secrets(1) }, { hostId: 'h', allowedMounts: [], engineEndpoint: '/x' }).body.Labels['machete.secrets']! } });
+    expect(plan([want], [stale], { fullStateKnown: true }).replace).toEqual([{ desired: want, container: stale, why: 'secrets' }]);
+    // A container from before the tool named any secret has no label: replaced too.
+    expect(plan([want], [ctr('c1', 'a')], { fullStateKnown: true }).replace.map((r) => r.why)).toEqual(['secrets']);
   });
 });
