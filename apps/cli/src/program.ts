@@ -6,6 +6,7 @@ import { registerInstances } from './commands/instances.ts';
 import { registerInvoke } from './commands/invoke.ts';
 import { registerLogin } from './commands/login.ts';
 import { registerScale } from './commands/scale.ts';
+import { registerSecret } from './commands/secret.ts';
 import { registerSecrets } from './commands/secrets.ts';
 import { registerTokens } from './commands/tokens.ts';
 import { registerTool } from './commands/tool.ts';
@@ -46,6 +47,7 @@ export function buildProgram(ctx: Ctx): Command {
   registerTokens(program, ctx);
   registerEvents(program, ctx);
   registerInvoke(program, ctx);
+  registerSecret(program, ctx);
   registerSecrets(program, ctx);
   registerAudit(program, ctx);
   // logs and secret arrive with their API routes (not served yet).
