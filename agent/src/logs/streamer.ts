@@ -59,6 +59,13 @@ export class LogStreamer {
     return this.engineOpen;
   }
 
+  /** Bytes of data sent on the streams still open (for tests and diagnostics: a stalled client must stall this). */
+  sentBytes(): number {
+    let n = 0;
+    for (const s of this.streams.values()) n += s.outbox.sentBytes;
+    return n;
+  }
+
   open(req: LogsRequest): void {
     if (this.streams.has(req.streamId)) return;
     if (this.streams.size >= (this.d.maxStreams ?? MAX_LOG_STREAMS)) {
@@ -86,6 +93,11 @@ export class LogStreamer {
   /** The connection is gone: the server has forgotten every stream. */
   closeAll(): void {
     for (const id of [...this.streams.keys()]) this.cancel(id);
+  }
+
+  /** Tells the server the stream is open (an empty chunk): it answers its HTTP client only then, so a refusal can still be a 404. */
+  private ack(streamId: string): void {
+    this.sendOrDrop(streamId, { type: 'logChunk', streamId, stream: 'stdout', data: '' });
   }
 
   private sendOrDrop(streamId: string, frame: AgentFrame): void {
@@ -124,6 +136,7 @@ export class LogStreamer {
         const c = pickContainer(found, req.id, req.containerId);
         if (!c) return this.end(req.streamId, 'not_found', 'no container for this instance on the host');
         this.engineOpen++;
+        this.ack(req.streamId);
         handle = this.d.port.logs(c.id, { follow: req.follow, tail: req.tail, since: req.since }, {
           data: (stream, chunk) => {
             outbox.push(stream, chunk);
@@ -147,6 +160,7 @@ export class LogStreamer {
       this.d.send({ type: 'logEnd', streamId: req.streamId, code: 'not_found', reason: 'invocation not running on this host' });
       return undefined;
     }
+    this.ack(req.streamId);
     const bufs = { stdout: live.stdout, stderr: live.stderr };
     const at = { stdout: 0, stderr: 0 };
     // Without follow: what was captured when asked, then the end.

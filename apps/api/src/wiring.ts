@@ -10,6 +10,7 @@ import { EventLog } from './services/events.ts';
 import { createHostService } from './services/hosts.ts';
 import { createInstanceService } from './services/instances.ts';
 import { createInvocationService, type InvocationLimits } from './services/invocations.ts';
+import { createLogService } from './services/logs.ts';
 import { createToolService } from './services/tools.ts';
 import { createSecretCipher } from './secrets/cipher.ts';
 import { createSecretService } from './services/secrets.ts';
@@ -39,6 +40,7 @@ export function wire(opts: { db: Db; key: Uint8Array; log: Logger; heartbeatMs: 
     deployments: createDeploymentService(sd),
     hosts: createHostService(sd, tokens),
     instances: createInstanceService(db),
+    logs: createLogService(db, invocations, () => hub!),
     secrets,
     specPolicy: createSpecPolicy({ allowedImages: opts.allowedImages ?? null, secrets }),
   };

@@ -4,6 +4,7 @@ import { registerEvents } from './commands/events.ts';
 import { registerHosts } from './commands/hosts.ts';
 import { registerInstances } from './commands/instances.ts';
 import { registerInvoke } from './commands/invoke.ts';
+import { registerLogs } from './commands/logs.ts';
 import { registerLogin } from './commands/login.ts';
 import { registerScale } from './commands/scale.ts';
 import { registerSecret } from './commands/secret.ts';
@@ -47,6 +48,7 @@ export function buildProgram(ctx: Ctx): Command {
   registerTokens(program, ctx);
   registerEvents(program, ctx);
   registerInvoke(program, ctx);
+  registerLogs(program, ctx);
   registerSecret(program, ctx);
   registerSecrets(program, ctx);
   registerAudit(program, ctx);

@@ -12,6 +12,7 @@ import { eventRoutes } from './routes/events.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { instanceRoutes } from './routes/instances.ts';
 import { invocationRoutes } from './routes/invocations.ts';
+import { logRoutes } from './routes/logs.ts';
 import { observabilityRoutes, httpMetrics } from './routes/observability.ts';
 import { secretRoutes } from './routes/secrets.ts';
 import { tokenRoutes } from './routes/tokens.ts';
@@ -56,6 +57,7 @@ export function createApp(d: Deps) {
   v1.route('/', secretRoutes(d));
   v1.route('/', instanceRoutes(d));
   v1.route('/', invocationRoutes(d));
+  v1.route('/', logRoutes(d));
   v1.route('/', eventRoutes(d));
   v1.route('/', agentRoutes(d));
   app.route('/api/v1', v1);

@@ -7,6 +7,7 @@ import type { EventLog } from '../services/events.ts';
 import type { HostService } from '../services/hosts.ts';
 import type { InstanceService } from '../services/instances.ts';
 import type { InvocationService } from '../services/invocations.ts';
+import type { LogService } from '../services/logs.ts';
 import type { ToolService } from '../services/tools.ts';
 import type { SecretService } from '../services/secrets.ts';
 import type { SpecPolicy } from '../services/specPolicy.ts';
@@ -23,6 +24,7 @@ export interface Deps {
     hosts: HostService;
     instances: InstanceService;
     invocations: InvocationService;
+    logs: LogService;
     secrets: SecretService;
     /** Image allowlist and secret existence, checked before a spec is stored. */
     specPolicy: SpecPolicy;

@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import { PROTOCOL_VERSION, type Hello, type InvocationResult, type ServerFrame, type Status } from '../../../../protocol/src/index.ts';
+import { PROTOCOL_VERSION, type Hello, type InvocationResult, type LogChunk, type LogEnd, type ServerFrame, type Status } from '../../../../protocol/src/index.ts';
 import type { Db } from '../../../../db/src/index.ts';
 import type { Logger } from '../logger.ts';
 import type { FrameMeter } from '../metrics/metrics.ts';
@@ -9,6 +9,7 @@ import type { HostService } from '../services/hosts.ts';
 import type { InstanceService } from '../services/instances.ts';
 import { currentRevision } from '../services/revision.ts';
 import { deltaFor, snapshotFor, withSecrets, type SecretSource } from './desired.ts';
+import { LogRelay, type LogOpenRequest } from './logs.ts';
 import { AgentSession } from './session.ts';
 
 export interface HubDeps {
@@ -36,6 +37,8 @@ export class AgentHub {
   private readonly dirty = new Set<string>();
   private readonly unsubscribe: () => void;
   private lastSeenWrite = new Map<string, number>();
+  /** Log streams relayed from agents to HTTP clients. */
+  private readonly logs = new LogRelay((hostId, frame) => this.send(hostId, frame));
 
   constructor(private readonly d: HubDeps) {
     this.unsubscribe = d.feed.subscribe((ids) => ids.forEach((id) => this.sessions.has(id) && void this.sync(id)));
@@ -49,6 +52,11 @@ export class AgentHub {
   send(hostId: string, frame: ServerFrame): boolean {
     const s = this.sessions.get(hostId);
     return !!s && s.ready && s.send(frame);
+  }
+
+  /** Opens a log stream on the host's agent (see hub/logs.ts); throws unavailable when it is not connected here. */
+  openLogs(hostId: string, req: LogOpenRequest) {
+    return this.logs.open(hostId, req);
   }
 
   /** Takes over an authenticated socket. A newer connection for the same host wins; the older is closed. */
@@ -92,6 +100,10 @@ export class AgentHub {
         await this.d.events.refused({ actor: `host:${s.hostId}`, action: 'agent.invocationResult', target: result.id, reason: 'invocation not placed on this host' });
       }
     },
+    onLog: (s: AgentSession, f: LogChunk | LogEnd) => {
+      // Late frames of a cancelled stream are expected; frames for streams never opened here are ignored too.
+      this.logs.onFrame(s.hostId, f);
+    },
     onHeartbeat: async (s: AgentSession) => {
       const now = Date.now();
       // lastSeenAt only needs grace-period precision: write at most every 5 s per host.
@@ -103,6 +115,8 @@ export class AgentHub {
       void this.d.events.refused({ actor: `host:${s.hostId}`, action: 'agent.frame', reason }).catch((err) => this.d.log.warn({ err }, 'audit write failed'));
     },
     onClose: (s: AgentSession) => {
+      // Streams were opened on this connection; a newer one for the host starts with none.
+      this.logs.hostGone(s.hostId);
       if (this.sessions.get(s.hostId) === s) {
         this.sessions.delete(s.hostId);
         void this.d.hosts.seen(s.hostId).catch(() => {});
@@ -149,6 +163,7 @@ export class AgentHub {
 
   async close(): Promise<void> {
     this.unsubscribe();
+    this.logs.closeAll();
     for (const s of this.sessions.values()) s.close(1001, 'server shutting down');
     await Promise.allSettled(this.syncing.values());
   }
