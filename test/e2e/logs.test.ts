@@ -235,8 +235,13 @@ describe('machete logs', () => {
 });
 
 describe('host not connected', () => {
-  it('answers 503 with the reason', async () => {
+  it('ends a following stream with an error when the agent goes, then answers 503 with the reason', async () => {
+    await currentContainer();
+    const following = await open(`/api/v1/instances/${instanceId}/logs?follow=true&tail=1`);
+    await readUntil(following.events!, (s) => text(s, 'stdout').includes('tick-'));
     await cluster.stopAgent();
+    const rest = await readUntil(following.events!, (s) => s.some((e) => e.event === 'error' || e.event === 'end'));
+    expect(rest.at(-1)).toEqual({ event: 'error', body: { error: { code: 'unavailable', message: 'the host disconnected' } } });
     await waitFor(async () => cluster.server!.hub.connectedHosts().size === 0, 'agent gone');
     const r = await open(`/api/v1/instances/${instanceId}/logs`);
     expect(r.status).toBe(503);
