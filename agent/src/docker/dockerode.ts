@@ -130,7 +130,8 @@ export function engineEventFrom(line: string): EngineEvent | undefined {
   const ev = e as { Type?: unknown; Action?: unknown; Actor?: { ID?: unknown; Attributes?: Record<string, unknown> } };
   if (ev.Type !== 'container' || typeof ev.Action !== 'string' || typeof ev.Actor?.ID !== 'string') return undefined;
   const instanceId = ev.Actor.Attributes?.[Labels.instance];
-  return { containerId: ev.Actor.ID, action: ev.Action, instanceId: typeof instanceId === 'string' ? instanceId : undefined };
+  const kind = ev.Actor.Attributes?.[Labels.kind];
+  return { containerId: ev.Actor.ID, action: ev.Action, instanceId: typeof instanceId === 'string' ? instanceId : undefined, ...(typeof kind === 'string' ? { kind } : {}) };
 }
 
 const statusOf = (err: unknown): number | undefined => {

@@ -80,7 +80,8 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
   const logs = new MemoryLogs();
 
   const emit = (c: MemoryContainer, action: string) => {
-    const e: EngineEvent = { containerId: c.id, action, instanceId: c.labels[Labels.instance] };
+    const kind = c.labels[Labels.kind];
+    const e: EngineEvent = { containerId: c.id, action, instanceId: c.labels[Labels.instance], ...(kind ? { kind } : {}) };
     for (const s of [...subscribers]) {
       if (c.labels[Labels.managed] === 'true' && c.labels[Labels.host] === s.hostId) s.onEvent(e);
     }

@@ -32,6 +32,8 @@ export interface EngineEvent {
   containerId: string;
   action: string;
   instanceId: string | undefined;
+  /** The container's machete.kind label, when the engine reported it. */
+  kind?: string;
 }
 
 export interface EngineInfo {

@@ -1,5 +1,5 @@
 import type { DesiredInstance, InstanceStatus } from '../../../protocol/src/index.ts';
-import type { CreatePayload, DockerPort, ObservedContainer } from '../docker/port.ts';
+import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer } from '../docker/port.ts';
 import { isLive, plan } from './plan.ts';
 import type { Plan } from './plan.ts';
 import { diffStatus, statusOf } from './status.ts';
@@ -127,9 +127,14 @@ function watchEvents(port: DockerPort, hostId: string, onEvent: () => void, onRe
       }, retryMs);
       retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
     };
-    const handle = () => {
+    const handle = (e: EngineEvent) => {
       if (failed || closed) return;
       retryMs = RETRY_INITIAL_MS;
+      // Invocation containers are the runner's alone: their create/start/die/destroy (several per
+      // cold run) would only make the loop list the engine again, competing with the runs themselves.
+      if (e.kind === 'invocation') return;
+      // exec_create/exec_start/exec_die (a warm run) never change a container's state.
+      if (e.action.startsWith('exec_')) return;
       onEvent();
     };
     try {

@@ -72,9 +72,12 @@ export function createInvocationService(
   }
 
   /** Picks a connected, ready host for the tool with the fewest running invocations; 429 past the limits. */
-  async function place(tool: string, labels: Record<string, string>): Promise<string> {
+  type HostRow = { id: string; status: string; schedulable: boolean; labels: Record<string, string> };
+  const hostRows = (): Promise<HostRow[]> => db.select({ id: hosts.id, status: hosts.status, schedulable: hosts.schedulable, labels: hosts.labels }).from(hosts);
+
+  /** Synchronous on purpose: placement and counting must have no await in between. */
+  function place(tool: string, labels: Record<string, string>, rows: HostRow[]): string {
     const connected = transport().connectedHosts();
-    const rows = await db.select({ id: hosts.id, status: hosts.status, schedulable: hosts.schedulable, labels: hosts.labels }).from(hosts);
     const candidates = rows.filter((h) => connected.has(h.id) && eligible({ ...h, load: 0 }, labels));
     if (!candidates.length) throw new MacheteError('unavailable', 'no connected host matches the tool placement');
     if ((perTool.get(tool) ?? 0) >= limits.maxPerTool) throw new MacheteError('rate_limited', 'too many running invocations of this tool');
@@ -87,13 +90,14 @@ export function createInvocationService(
   const svc = {
     /** Starts an invocation; resolves with its id once the agent has been asked to run it. */
     async start(name: string, input: InvokeInput, who: Principal): Promise<string> {
-      const tool = await tools.get(name);
+      // One round trip, not two: the host list does not depend on the tool.
+      const [tool, rows] = await Promise.all([tools.get(name), hostRows()]);
       const merged = ToolSpecSchema.safeParse({ ...tool.spec, env: { ...tool.spec.env, ...(input.env ?? {}) } });
       if (!merged.success) throw invalid('env', merged.error.issues[0]?.message ?? 'invalid');
       const spec = merged.data;
       const timeoutSeconds = Math.min(input.timeoutSeconds ?? spec.timeoutSeconds, spec.timeoutSeconds);
       // Placement and counting happen with no await in between, so two requests cannot both take the last slot.
-      const hostId = await place(name, spec.placement.labels);
+      const hostId = place(name, spec.placement.labels, rows);
       if ((perTool.get(name) ?? 0) >= limits.maxPerTool || (perHost.get(hostId) ?? 0) >= limits.maxPerHost) {
         throw new MacheteError('rate_limited', 'invocation limit reached');
       }
@@ -154,15 +158,15 @@ export function createInvocationService(
 
     /** A result from an agent. Only the host the invocation was placed on may report it. */
     async complete(hostId: string, r: InvocationResult): Promise<'ok' | 'foreign' | 'stale'> {
-      const [row] = await db.select({ hostId: invocations.hostId, status: invocations.status }).from(invocations).where(eq(invocations.id, r.id));
-      if (!row || row.hostId !== hostId) return 'foreign';
-      if (row.status !== 'running') return 'stale';
-      await svc.finish(r.id, r);
-      return 'ok';
+      // The common case in one statement: finish confines the update to the placed host.
+      if (await svc.finish(r.id, r, hostId)) return 'ok';
+      const [row] = await db.select({ hostId: invocations.hostId }).from(invocations).where(eq(invocations.id, r.id));
+      return !row || row.hostId !== hostId ? 'foreign' : 'stale';
     },
 
     /** Writes the final state once (a second finish is a no-op) and wakes the waiters. */
-    async finish(id: string, r: Partial<InvocationResult> & { status: string }): Promise<void> {
+    /** `onlyFrom`: finish only if placed on that host (an agent's report). True when this call finished it. */
+    async finish(id: string, r: Partial<InvocationResult> & { status: string }, onlyFrom?: string): Promise<boolean> {
       const cap = (s: string | undefined) => (s ?? '').slice(0, limits.maxOutputBytes);
       const [row] = await db
         .update(invocations)
@@ -176,16 +180,18 @@ export function createInvocationService(
           reason: r.reason ?? null,
           finishedAt: new Date(),
         })
-        .where(and(eq(invocations.id, id), eq(invocations.status, 'running')))
+        .where(and(eq(invocations.id, id), eq(invocations.status, 'running'), ...(onlyFrom === undefined ? [] : [eq(invocations.hostId, onlyFrom)])))
         .returning();
-      release(id);
-      if (!row) return;
+      // A report from another host must not free the slot of an invocation still running where it was placed.
+      if (row || onlyFrom === undefined) release(id);
+      if (!row) return false;
       const v = view(row);
       for (const w of waiters.get(id) ?? []) w(v);
       waiters.delete(id);
       void events
         .record({ kind: 'lifecycle', actor: row.hostId ? `host:${row.hostId}` : 'system', action: 'invocation.finish', target: id, outcome: r.status === 'succeeded' ? 'ok' : 'error', reason: r.reason ?? null, data: { tool: row.tool, status: r.status, exitCode: r.exitCode ?? null, durationMs: row.durationMs } })
         .catch((err) => log.error({ err }, 'recording an invocation event failed'));
+      return true;
     },
 
     /** Deadlines, lost hosts and retention. */
