@@ -174,12 +174,16 @@ describe('secrets API', () => {
 });
 
 describe('image allowlist at the API (case 16)', () => {
-  it('refuses images outside MACHETE_ALLOWED_IMAGES with 400 naming image, stores nothing', async () => {
+  it('refuses images outside MACHETE_ALLOWED_IMAGES with 400 naming image, stores nothing, audits the refusal', async () => {
+    const mark = await eventMark(server.deps.events);
     for (const image of ['busybox', 'evil.example.com/machete/x:1', 'registry.example.com/app:2.0', 'registry.example.com/app', 'machete.evil.com/x']) {
       const r = await api('PUT', '/api/v1/tools/img-refused', { image });
       expect(r, image).toMatchObject({ status: 400, body: { error: { details: { field: 'image' } } } });
     }
     expect((await api('GET', '/api/v1/tools/img-refused')).status).toBe(404);
+    const refused = await eventsSince(server.deps.events, mark, (e) => e.outcome === 'refused' && e.action === 'PUT /api/v1/tools/:name');
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused[0]!.reason).toMatch(/^image: /);
     expect((await api('PUT', '/api/v1/tools/img-ok', { image: 'machete/busybox:test' })).status).toBe(201);
     expect((await api('PUT', '/api/v1/tools/img-ok2', { image: 'registry.example.com/team/app:1.4' })).status).toBe(201);
   });
