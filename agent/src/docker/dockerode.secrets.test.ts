@@ -9,7 +9,7 @@ import { parseAllowedMounts } from '../policy/mounts.ts';
 import { nodeHostFs } from '../policy/resolve.ts';
 import { createDockerodePort } from './dockerode.ts';
 import { buildCreatePayload, PolicyRefusal } from './payload.ts';
-import { SECRETS_OF_LABEL } from './secrets.ts';
+import { SECRETS_OF_LABEL, sweepSecrets } from './secrets.ts';
 
 // Secrets and resolved mounts on a real engine: what the container sees, what inspect shows,
 // and that the per-container secrets volume goes away with its container.
@@ -94,6 +94,15 @@ describe('secrets on a real engine', () => {
     expect((await secretVolumes()).map((v) => v.Name)).toContain(name);
     expect(await port.sweepSecrets!(hostId)).toBeGreaterThanOrEqual(1);
     expect((await secretVolumes()).map((v) => v.Name)).not.toContain(name);
+
+    // A helper that outlived a crash: left alone while young (a create may be using it), removed once old.
+    const helperLabels = { 'machete.host': hostId, 'machete.role': 'secrets-helper' };
+    const helper = await docker.createContainer({ Image: image, Entrypoint: ['/never'], Labels: helperLabels, HostConfig: { NetworkMode: 'none' } });
+    const helpers = async () => docker.listContainers({ all: true, filters: { label: [`machete.host=${hostId}`, 'machete.role=secrets-helper'] } });
+    await sweepSecrets(docker, hostId, () => AbortSignal.timeout(10_000));
+    expect((await helpers()).map((h) => h.Id)).toEqual([helper.id]);
+    await sweepSecrets(docker, hostId, () => AbortSignal.timeout(10_000), Date.now() + 120_000);
+    expect(await helpers()).toEqual([]);
   });
 });
 
