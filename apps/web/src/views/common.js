@@ -1,0 +1,13 @@
+import { html } from 'htm/preact/standalone';
+
+export const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
+export const labelsText = (labels) => Object.entries(labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ') || '—';
+
+/** The error of the last fetch, if any, announced politely. */
+export function ErrorNote({ error }) {
+  if (!error) return null;
+  const msg = error.status === 403 ? 'Your token’s role may not see this.' : error.message;
+  return html`<p role="alert" class="error">${msg}</p>`;
+}
+
+export const StateBadge = ({ value }) => html`<span class=${`badge badge-${value}`}>${value}</span>`;
