@@ -133,7 +133,14 @@ async function writeAdminToken(config: ApiConfig, tokens: TokenService, log: Log
   if (existsSync(file)) return;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const t = await tokens.issue({ kind: 'user', role: 'admin', name: 'admin', ttlSeconds: ADMIN_TOKEN_TTL });
-  writeFileSync(file, `${t.token}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    writeFileSync(file, `${t.token}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    // Replicas sharing one data dir (compose) start together: one writes the file, the others void their token.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    await tokens.revoke(t.id);
+    return;
+  }
   chmodSync(file, 0o600);
   log.info({ path: file }, 'wrote admin token');
 }
