@@ -1,4 +1,4 @@
-import { and, eq, gt, ne } from 'drizzle-orm';
+import { and, eq, gt, inArray, ne } from 'drizzle-orm';
 import type { DesiredInstance, SecretValue } from '../../../../protocol/src/index.ts';
 import { instances, toolVersions, type Db } from '../../../../db/src/index.ts';
 import { currentRevision } from '../services/revision.ts';
@@ -71,4 +71,31 @@ export async function withSecrets(list: DesiredInstance[], source: SecretSource 
   if (!source || !names.length) return list;
   const byName = new Map((await source(names)).map((v) => [v.name, v]));
   return list.map((i) => (i.spec.secrets.length ? { ...i, secrets: i.spec.secrets.flatMap((n) => byName.get(n) ?? []) } : i));
+}
+
+// Host ids per query: well under PostgreSQL's 65,535 bind parameters.
+const HOSTS_PER_QUERY = 5_000;
+
+/**
+ * `deltaFor` for many hosts at the same resume point (a fleet-wide change): one revision read
+ * and one query per 5,000 hosts instead of two queries per host.
+ */
+export async function deltasFor(db: Db, hostIds: string[], from: number): Promise<Map<string, { revision: number; upserts: DesiredInstance[]; removes: string[] }>> {
+  const revision = await currentRevision(db);
+  const out = new Map(hostIds.map((id) => [id, { revision, upserts: [] as DesiredInstance[], removes: [] as string[] }]));
+  for (let i = 0; i < hostIds.length; i += HOSTS_PER_QUERY) {
+    const rows = await db
+      .select({ ...columns, hostId: instances.hostId })
+      .from(instances)
+      .leftJoin(toolVersions, and(eq(toolVersions.tool, instances.tool), eq(toolVersions.version, instances.version)))
+      .where(and(inArray(instances.hostId, hostIds.slice(i, i + HOSTS_PER_QUERY)), gt(instances.revision, from)));
+    for (const r of rows) {
+      const d = out.get(r.hostId!)!;
+      const want = toDesired(r);
+      if (want) d.upserts.push(want);
+      else d.removes.push(r.id);
+      if (r.revision > d.revision) d.revision = r.revision;
+    }
+  }
+  return out;
 }

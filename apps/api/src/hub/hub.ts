@@ -8,9 +8,12 @@ import type { EventLog } from '../services/events.ts';
 import type { HostService } from '../services/hosts.ts';
 import type { InstanceService } from '../services/instances.ts';
 import { currentRevision } from '../services/revision.ts';
-import { deltaFor, snapshotFor, withSecrets, type SecretSource } from './desired.ts';
+import { deltaFor, deltasFor, snapshotFor, withSecrets, type SecretSource } from './desired.ts';
 import { LogRelay, type LogOpenRequest } from './logs.ts';
 import { AgentSession } from './session.ts';
+
+/** A change touching at least this many hosts is pushed with shared delta queries. */
+const BATCH_MIN_HOSTS = 16;
 
 export interface HubDeps {
   db: Db;
@@ -41,7 +44,7 @@ export class AgentHub {
   private readonly logs = new LogRelay((hostId, frame) => this.send(hostId, frame));
 
   constructor(private readonly d: HubDeps) {
-    this.unsubscribe = d.feed.subscribe((ids) => ids.forEach((id) => this.sessions.has(id) && void this.sync(id)));
+    this.unsubscribe = d.feed.subscribe((ids) => this.push(ids));
   }
 
   connectedHosts(): Set<string> {
@@ -135,6 +138,51 @@ export class AgentHub {
     if (!s.mustSend && !d.upserts.length && !d.removes.length) return;
     const upserts = await withSecrets(d.upserts, this.d.secrets);
     if (s.send({ type: 'delta', fromRevision: s.sentRevision, revision: d.revision, upserts, removes: d.removes })) s.sentRevision = d.revision;
+  }
+
+  /**
+   * Pushes a change to the hosts it touched. Many idle hosts at the same resume point (a
+   * fleet-wide change) share one delta query; the rest go through `sync` one by one.
+   */
+  private push(ids: string[]): void {
+    const groups = new Map<number, AgentSession[]>();
+    for (const id of ids) {
+      const s = this.sessions.get(id);
+      if (!s) continue;
+      if (ids.length < BATCH_MIN_HOSTS || this.syncing.has(id) || !s.ready || s.closed || s.sentRevision < 0) void this.sync(id);
+      else groups.set(s.sentRevision, [...(groups.get(s.sentRevision) ?? []), s]);
+    }
+    for (const [from, group] of groups) this.syncBatch(from, group);
+  }
+
+  private syncBatch(from: number, group: AgentSession[]): void {
+    const run = async () => {
+      const deltas = await deltasFor(this.d.db, group.map((s) => s.hostId), from);
+      for (const s of group) {
+        const d = deltas.get(s.hostId)!;
+        // Replaced or resumed meanwhile: its own sync catches up.
+        if (s.closed || s.sentRevision !== from || this.sessions.get(s.hostId) !== s) {
+          this.dirty.add(s.hostId);
+          continue;
+        }
+        if (!s.mustSend && !d.upserts.length && !d.removes.length) continue;
+        const upserts = await withSecrets(d.upserts, this.d.secrets);
+        if (s.send({ type: 'delta', fromRevision: from, revision: d.revision, upserts, removes: d.removes })) s.sentRevision = d.revision;
+        s.mustSend = false;
+      }
+    };
+    const p = run()
+      .catch((err) => {
+        this.d.log.error({ err, hosts: group.length }, 'desired-state push failed');
+        group.forEach((s) => this.dirty.add(s.hostId));
+      })
+      .finally(() => {
+        for (const s of group) {
+          this.syncing.delete(s.hostId);
+          if (this.dirty.has(s.hostId)) void this.sync(s.hostId);
+        }
+      });
+    for (const s of group) this.syncing.set(s.hostId, p);
   }
 
   /** Coalescing push: at most one sync per host in flight, plus one queued. */

@@ -37,6 +37,16 @@ export function createHostService({ db, feed, events }: ServiceDeps, tokens: Tok
     }
   };
 
+  // Whether any host drains, read at most once a second: a status report costs no query otherwise.
+  let draining: { at: number; any: Promise<boolean> } = { at: 0, any: Promise.resolve(false) };
+  const anyDraining = (): Promise<boolean> => {
+    if (Date.now() - draining.at > 1000) {
+      const any = db.select({ id: hosts.id }).from(hosts).where(eq(hosts.status, 'draining')).limit(1).then((r) => r.length > 0);
+      draining = { at: Date.now(), any };
+    }
+    return draining.any;
+  };
+
   const svc = {
     /** Re-runs placement for every tool and tells the affected agents (sweep, host up or down). */
     reschedule,
@@ -75,7 +85,7 @@ export function createHostService({ db, feed, events }: ServiceDeps, tokens: Tok
      */
     async afterStatus(report: { id: string; state: string }[]): Promise<void> {
       const running = report.filter((r) => r.state === 'running').map((r) => r.id);
-      if (!running.length) return;
+      if (!running.length || !(await anyDraining())) return;
       const draining = await db
         .selectDistinct({ tool: instances.tool })
         .from(instances)
@@ -150,6 +160,7 @@ export function createHostService({ db, feed, events }: ServiceDeps, tokens: Tok
     async drain(id: string, actor: string): Promise<HostView> {
       const rows = await db.update(hosts).set({ schedulable: false, status: 'draining' }).where(eq(hosts.id, id)).returning({ id: hosts.id });
       if (!rows.length) throw notFound('host');
+      draining = { at: 0, any: Promise.resolve(true) };
       await events.record({ kind: 'audit', actor, action: 'host.drain', target: id, outcome: 'ok' });
       await events.record({ kind: 'lifecycle', actor: 'scheduler', action: 'host.draining', target: id, outcome: 'ok', reason: 'no new placements; replacements start elsewhere before the originals stop' });
       await reschedule();
