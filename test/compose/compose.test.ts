@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../../agent/src/config.ts';
+import { loadSigningKey } from '../../apps/api/src/auth/keys.ts';
 import { loadConfig } from '../../apps/api/src/config.ts';
 import { auditCompose, type RuleId } from '../../apps/cli/src/audit/rules.ts';
 import { machete } from '../helpers/cli.ts';
@@ -107,6 +108,11 @@ describe('compose/docker-compose.yml', () => {
     expect(api.database).toEqual({ driver: 'postgres', url: readFileSync(path.join(secrets, 'database_url'), 'utf8') });
     expect(api.secretKey).toEqual({ file: path.join(secrets, 'signing_key'), generateIfMissing: false });
     expect([api.bind, api.localAgent]).toEqual(['0.0.0.0', false]);
+    expect(api.secretsKeyFile).toBe(path.join(secrets, 'secrets_key'));
+    expect(api.metrics).toEqual({ token: readFileSync(path.join(secrets, 'metrics_token'), 'utf8'), open: false });
+    expect(api.allowedImages).toBeNull();
+    // The server's own key checks (exists, ≥ 32 bytes, 0600) accept what secrets init wrote.
+    for (const f of ['signing_key', 'secrets_key']) expect(loadSigningKey(path.join(secrets, f), false).key.length).toBeGreaterThanOrEqual(32);
     const agent = loadAgentConfig(inTemp(resolved.services['agent-1']!.environment!));
     expect(agent.docker).toEqual({ dockerHost: 'tcp://engine-1:2376', tlsVerify: true, certPath: '/certs' });
     expect(agent.hostName).toBe('host-1');

@@ -9,7 +9,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'machete-secrets-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const run = (argv: string[], env: Record<string, string> = {}) => machete(argv, { HOME: tmp, ...env });
 const read = (dir: string, name: string) => readFileSync(path.join(dir, name), 'utf8');
-const GENERATED = ['signing_key', 'postgres_password', 'database_url'];
+const GENERATED = ['signing_key', 'secrets_key', 'metrics_token', 'postgres_password', 'database_url'];
 
 describe('secrets init', () => {
   it('writes 0600 files in a 0700 directory with fresh random values, and prints no value', async () => {
@@ -21,6 +21,9 @@ describe('secrets init', () => {
     const key = read(dir, 'signing_key');
     const pw = read(dir, 'postgres_password');
     expect(Buffer.byteLength(key.trim())).toBeGreaterThanOrEqual(32);
+    expect(Buffer.byteLength(read(dir, 'secrets_key'))).toBeGreaterThanOrEqual(32);
+    expect(read(dir, 'secrets_key')).not.toBe(key);
+    expect(read(dir, 'metrics_token').length).toBeGreaterThanOrEqual(16);
     expect(pw.length).toBeGreaterThanOrEqual(32);
     expect(read(dir, 'database_url')).toBe(`postgres://machete:${pw}@postgres:5432/machete`);
     expect(read(dir, 'join_token_host1')).toBe('');
@@ -41,7 +44,7 @@ describe('secrets init', () => {
     const again = await run(['secrets', 'init', '--dir', dir, '--hosts', '3', '--json']);
     expect(again.code).toBe(0);
     const status = Object.fromEntries((JSON.parse(again.stdout) as { name: string; status: string }[]).map((x) => [x.name, x.status]));
-    expect(status).toEqual({ signing_key: 'kept', postgres_password: 'kept', database_url: 'kept', join_token_host1: 'kept', join_token_host2: 'kept', join_token_host3: 'created' });
+    expect(status).toEqual({ signing_key: 'kept', secrets_key: 'kept', metrics_token: 'kept', postgres_password: 'kept', database_url: 'kept', join_token_host1: 'kept', join_token_host2: 'kept', join_token_host3: 'created' });
     for (const f of GENERATED) expect(read(dir, f)).toBe(before[f]);
 
     const forced = await run(['secrets', 'init', '--dir', dir, '--force']);

@@ -79,6 +79,10 @@ export function initSecrets(opts: SecretsInitOptions): SecretResult[] {
 
   // ≥ 32 bytes is the server's floor (loadSigningKey); 48 random bytes give 64 characters.
   put('signing_key', () => random(48), 'replacing it signs everyone out and every agent must join again');
+  // Its own key for tool secrets at rest (MACHETE_SECRETS_KEY_FILE), so rotating the signing key leaves them readable.
+  put('secrets_key', () => random(48), 'stored tool secrets can no longer be decrypted: set them again (machete secret set)');
+  // Prometheus sends it to GET /metrics (MACHETE_METRICS_TOKEN_FILE).
+  put('metrics_token', () => random(32), 'give Prometheus the new one');
   put('postgres_password', () => random(32), 'a running PostgreSQL keeps its old password until ALTER ROLE (docs/deploy.md)');
   // Derived from the password file as it is now, so a kept password and a new URL agree.
   const password = readFileSync(path.join(opts.dir, 'postgres_password'), 'utf8').trim();

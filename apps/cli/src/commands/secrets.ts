@@ -9,7 +9,7 @@ export function registerSecrets(program: Command, ctx: Ctx): void {
     .command('secrets')
     .description('secret files for the compose deployment (compose/docker-compose.yml)')
     .command('init')
-    .description('generate the signing key, the PostgreSQL password and DATABASE_URL (mode 0600) and empty join-token files; prints names, never values')
+    .description('generate the signing key, the secrets-at-rest key, the metrics token, the PostgreSQL password and DATABASE_URL (mode 0600) and empty join-token files; prints names, never values')
     .option('--dir <dir>', 'where to write them (git-ignored)', 'secrets')
     .option('--hosts <n>', 'join_token_hostN files to create', intArg('--hosts', 0, 100), 2)
     .option('--force', 'replace generated secrets that exist (join-token files are never emptied)')
