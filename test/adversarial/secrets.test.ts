@@ -9,7 +9,7 @@ import { createSecretCipher } from '../../apps/api/src/secrets/cipher.ts';
 import type { DesiredInstance } from '../../protocol/src/index.ts';
 import { freePort, waitFor } from '../helpers/cluster.ts';
 import { enroll, eventMark, eventsSince, FakeAgent } from './helpers.ts';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -186,5 +186,26 @@ describe('image allowlist at the API (case 16)', () => {
     expect(refused[0]!.reason).toMatch(/^image: /);
     expect((await api('PUT', '/api/v1/tools/img-ok', { image: 'machete/busybox:test' })).status).toBe(201);
     expect((await api('PUT', '/api/v1/tools/img-ok2', { image: 'registry.example.com/team/app:1.4' })).status).toBe(201);
+  });
+});
+
+describe('MACHETE_SECRETS_KEY_FILE', () => {
+  it('refuses to start with a key file that is missing, short or readable by others, naming the variable', async () => {
+    const base = { MACHETE_PORT: '0', MACHETE_DATA_DIR: path.join(dir, 'keytest'), MACHETE_LOCAL_AGENT: 'false' };
+    const short = path.join(dir, 'short.key');
+    const open = path.join(dir, 'open.key');
+    writeFileSync(short, 'x'.repeat(16), { mode: 0o600 });
+    writeFileSync(open, 'y'.repeat(48), { mode: 0o644 });
+    chmodSync(open, 0o644);
+    for (const [file, why] of [[path.join(dir, 'missing.key'), 'does not exist'], [short, 'shorter than 32 bytes'], [open, 'readable by group or others']] as const) {
+      await expect(startServer(loadConfig({ ...base, MACHETE_SECRETS_KEY_FILE: file }), { log: createLogger('silent') })).rejects.toThrow(new RegExp(`MACHETE_SECRETS_KEY_FILE: secrets key .*${why}`));
+    }
+  });
+
+  it('derives a key of its own: neither the signing key bytes nor a cipher of another file can open its rows', () => {
+    const a = createSecretCipher(new Uint8Array(Buffer.from('a'.repeat(48))));
+    const b = createSecretCipher(new Uint8Array(Buffer.from('b'.repeat(48))));
+    expect(a.keyId).not.toBe(b.keyId);
+    expect(() => b.open('n', a.seal('n', VALUE))).toThrow(/another key/);
   });
 });
