@@ -52,6 +52,5 @@ export function buildProgram(ctx: Ctx): Command {
   registerSecret(program, ctx);
   registerSecrets(program, ctx);
   registerAudit(program, ctx);
-  // logs and secret arrive with their API routes (not served yet).
   return program;
 }
