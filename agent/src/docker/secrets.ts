@@ -61,7 +61,8 @@ export async function writeSecrets(docker: Docker, image: string, hostId: string
     const tar = tarFiles(s.files.map((f) => ({ name: f.name, data: Buffer.from(f.value, 'utf8'), mode: 0o400, uid: s.uid, gid: s.gid })));
     await helper.putArchive(tar, { path: HELPER_PATH, abortSignal: deadline() } as unknown as Record<string, unknown>);
   } finally {
-    await helper.remove({ force: true, abortSignal: deadline() }).catch((err: unknown) => {
+    // v: anonymous volumes an image VOLUME gave the helper go too; the named secrets volume stays.
+    await helper.remove({ force: true, v: true, abortSignal: deadline() }).catch((err: unknown) => {
       if (statusOf(err) !== 404) throw err;
     });
   }

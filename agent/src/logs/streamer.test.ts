@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentFrame, LogsRequest } from '../../../protocol/src/index.ts';
+import { LOG_CHUNK_BYTES, type AgentFrame, type LogsRequest } from '../../../protocol/src/index.ts';
 import { createMemoryPort } from '../docker/memory.ts';
 import type { CreatePayload } from '../docker/port.ts';
 import { LiveOutput } from '../invoke/live.ts';
@@ -174,19 +174,36 @@ describe('log streamer (memory engine)', () => {
 });
 
 describe('outbox and container choice', () => {
-  it('keeps a UTF-8 character split across reads whole and counts credit in encoded bytes', () => {
+  it('keeps a UTF-8 character split across reads whole and counts credit in encoded bytes', async () => {
     const frames: string[] = [];
     const o = new Outbox(sid(1), 100, (f) => frames.push(f.data));
     const euro = Buffer.from('€', 'utf8');
     o.push('stdout', euro.subarray(0, 1));
+    await tick();
     o.push('stdout', euro.subarray(1));
+    await tick();
     expect(frames).toEqual(['€']);
     o.push('stdout', Buffer.from('x'.repeat(97)));
     expect(o.hasRoom()).toBe(false); // 3 + 97 = 100 bytes used
+    await tick();
     o.push('stdout', Buffer.from('y'));
+    await tick();
     expect(frames.join('')).toBe(`€${'x'.repeat(97)}`);
     o.grant(1);
     expect(frames.at(-1)).toBe('y');
+  });
+
+  it('merges many small reads of one stream into few chunks, never past LOG_CHUNK_BYTES', async () => {
+    const frames: { stream: string; data: string }[] = [];
+    const o = new Outbox(sid(1), 1024 * 1024, (f) => frames.push(f));
+    for (let i = 0; i < 1000; i++) o.push('stdout', Buffer.from(`line-${String(i).padStart(33, '0')}\n`)); // 39 bytes each
+    o.push('stderr', Buffer.from('err\n'));
+    o.push('stdout', Buffer.from('last\n'));
+    await tick();
+    expect(frames.map((f) => f.stream)).toEqual(['stdout', 'stdout', 'stdout', 'stderr', 'stdout']);
+    expect(frames.every((f) => Buffer.byteLength(f.data) <= LOG_CHUNK_BYTES)).toBe(true);
+    expect(frames.slice(0, 3).map((f) => f.data).join('')).toHaveLength(39_000);
+    expect(frames.at(-1)!.data).toBe('last\n');
   });
 
   it('prefers the container the server named, then the running one, then the newest version', () => {

@@ -73,7 +73,9 @@ export class LogStreamer {
     }
     const outbox = new Outbox(req.streamId, req.window, (f) => this.sendOrDrop(req.streamId, f));
     const s = req.target === 'invocation' ? this.liveStream(req, outbox) : this.engineStream(req, outbox);
-    if (s) this.streams.set(req.streamId, s);
+    if (!s) return;
+    outbox.onDrain = () => this.streams.get(req.streamId) === s && s.pump();
+    this.streams.set(req.streamId, s);
   }
 
   credit(streamId: string, bytes: number): void {
