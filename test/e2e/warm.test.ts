@@ -103,7 +103,7 @@ describe('warm sandboxes on a real engine', () => {
     expect(warm.length).toBeGreaterThanOrEqual(1);
     expect(warm.length).toBeLessThanOrEqual(2);
     expect(new Set(runs.map((r) => r.body.stdout)).size).toBe(4);
-    expect(await docker.listContainers({ all: true, filters: { label: ['machete.kind=invocation'] } })).toEqual([]);
+    await waitFor(async () => (await docker.listContainers({ all: true, filters: { label: ['machete.kind=invocation'] } })).length === 0, 'cold containers removed');
   });
 
   it('replaces stale sandboxes on a rollout and removes them all when the tool is deleted', async () => {

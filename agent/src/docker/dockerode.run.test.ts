@@ -5,7 +5,7 @@ import { ToolSpecSchema } from '../../../protocol/src/index.ts';
 import type { ToolSpecInput } from '../../../protocol/src/index.ts';
 import { createDockerodePort } from './dockerode.ts';
 import { buildCreatePayload } from './payload.ts';
-import type { DockerPort, RunRequest } from './port.ts';
+import type { DockerPort, RunRequest, RunResult } from './port.ts';
 import { CappedOutput, createDemuxer, utf8CutPoint } from './run.ts';
 
 const MIB = 1024 * 1024;
@@ -85,6 +85,22 @@ describe('DockerPort.run against a real engine', () => {
     expect(r).toMatchObject({ status: 'succeeded', exitCode: 0, stdout: 'hello\n', stderr: '', truncated: false, reason: null });
     expect(r.containerId).toMatch(/^[0-9a-f]{64}$/);
     expect(r.durationMs).toBeGreaterThan(0);
+  });
+
+  it('hands the result over once, before the removal it still waits for', async () => {
+    const payload = buildCreatePayload(
+      { id: `i${randomUUID().slice(0, 8)}`, tool: 'runner', version: 1, kind: 'invocation', revision: 0, desired: 'running', spec: ToolSpecSchema.parse({ image, command: ['echo', 'early'] }) },
+      { hostId, allowedMounts: [], engineEndpoint: socketPath },
+    );
+    const early: { r: RunResult; runSettled: boolean }[] = [];
+    let settled = false;
+    const onResult = (r: RunResult) => early.push({ r, runSettled: settled });
+    const run = port.run({ payload, stdin: null, timeoutMs: 20_000, maxOutputBytes: MIB, signal: new AbortController().signal, onResult });
+    void run.then(() => (settled = true));
+    const r = await run;
+    expect(early).toEqual([{ r, runSettled: false }]);
+    expect(r).toMatchObject({ status: 'succeeded', stdout: 'early\n' });
+    expect(await docker.listContainers({ all: true, filters: { id: [r.containerId!] } })).toEqual([]);
   });
 
   it('returns a non-zero exit code as failed, with stdout and stderr kept apart', async () => {

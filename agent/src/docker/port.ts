@@ -84,6 +84,11 @@ export interface RunRequest {
   signal: AbortSignal;
   /** Buffers for the output (capped at maxOutputBytes by their owner), so it can be read while the tool runs. */
   output?: { stdout: OutputBuffer; stderr: OutputBuffer };
+  /**
+   * Called once with the result as soon as it is known, before the container is removed; run()
+   * still resolves only after the removal. Lets the caller answer without waiting for cleanup.
+   */
+  onResult?: (r: RunResult) => void;
 }
 
 export interface RunResult {

@@ -350,13 +350,23 @@ export async function runContainer(docker: Docker, req: RunRequest, deadline: De
   };
   const cancelled: Outcome = { status: 'cancelled', exitCode: null, reason: null };
   if (req.signal.aborted) return result(cancelled);
+  // The result is final once the tool has exited and its output is drained: the caller may have it
+  // before the removal below (which still happens, and which run() still waits for).
+  const early = (r: RunResult): RunResult => {
+    try {
+      req.onResult?.(r);
+    } catch {
+      // the caller's problem; the run and the removal go on
+    }
+    return r;
+  };
   try {
     id = await createContainer(docker, req.payload, deadline);
     session = await openSession(docker, id, out, err, requestTimeoutMs);
-    if (req.signal.aborted) return result(cancelled);
-    return result(await execute(docker, id, session, req, deadline));
+    if (req.signal.aborted) return early(result(cancelled));
+    return early(result(await execute(docker, id, session, req, deadline)));
   } catch (e) {
-    return result(req.signal.aborted ? cancelled : { status: 'failed', exitCode: null, reason: `engine error: ${message(e)}` });
+    return early(result(req.signal.aborted ? cancelled : { status: 'failed', exitCode: null, reason: `engine error: ${message(e)}` }));
   } finally {
     session?.close();
     if (id) await removeContainer(docker, id, deadline);

@@ -102,6 +102,7 @@ describe('invocation runner (logic, memory port)', () => {
     runner.cancel('unknown-id');
     expect(await p).toMatchObject({ status: 'cancelled', exitCode: null });
     await sleep(20);
+    await runner.whenIdle();
     expect(results.filter((r) => r.id === req.id)).toHaveLength(1);
     expect(runner.active()).toBe(0);
   });
@@ -184,6 +185,8 @@ describe('invocation runner against a real engine', () => {
   });
 
   afterEach(async () => {
+    // A result may arrive before its container's removal; the removal always follows.
+    await runner.whenIdle();
     expect(runner.active()).toBe(0);
     expect(await invocationContainers()).toEqual([]);
   });

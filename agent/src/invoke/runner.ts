@@ -36,6 +36,8 @@ export interface InvocationRunner {
   /** Kills a running invocation; its result says `cancelled`. Unknown or finished ids are ignored. */
   cancel(id: string): void;
   active(): number;
+  /** Resolves once nothing runs: results delivered early wait here for their container's removal. */
+  whenIdle(): Promise<void>;
   /** A running invocation's output as it is captured (live logs); undefined once it has finished. */
   output(id: string): LiveOutput | undefined;
   /** Cancels everything in flight and resolves once every result has been delivered. */
@@ -163,7 +165,8 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
     }
   }
 
-  async function execute(req: InvocationRequest, signal: AbortSignal, live: LiveOutput): Promise<InvocationResult> {
+  /** `deliver` may be called early (result known, container not yet removed); the returned result comes after the removal. */
+  async function execute(req: InvocationRequest, signal: AbortSignal, live: LiveOutput, deliver: (r: InvocationResult) => void): Promise<InvocationResult> {
     const t0 = performance.now();
     let payload: CreatePayload;
     try {
@@ -185,7 +188,8 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
       if (!present) return failedResult(req.id, `image not found: ${image}`, t0);
       imagesSeen.set(image, Date.now());
     }
-    const r = await port.run({ payload, stdin: req.stdin, timeoutMs: req.timeoutSeconds * 1000, maxOutputBytes: req.maxOutputBytes, signal, output: live.sinks() });
+    const onResult = (early: RunResult) => deliver(toResult(req.id, early));
+    const r = await port.run({ payload, stdin: req.stdin, timeoutMs: req.timeoutSeconds * 1000, maxOutputBytes: req.maxOutputBytes, signal, output: live.sinks(), onResult });
     if (r.containerId === null && r.status === 'failed') imagesSeen.delete(image); // never created: ask again next time
     return toResult(req.id, r);
   }
@@ -242,18 +246,26 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
       if (running.size >= maxConcurrent) return emit(failedResult(req.id, 'agent busy', t0));
       const abort = new AbortController();
       const live = new LiveOutput(req.maxOutputBytes);
-      const done = execute(req, abort.signal, live)
+      // Once per id: early (before the container's removal, which the run still waits for) or at the end.
+      let delivered = false;
+      const deliver = (result: InvocationResult) => {
+        if (delivered) return;
+        delivered = true;
+        live.finish();
+        remember(req.id);
+        emit(result);
+      };
+      const done = execute(req, abort.signal, live, deliver)
         .catch((err: unknown) => {
-          // Only a container the engine would not remove gets here: sweep it later.
+          // Only a container the engine would not remove gets here: sweep it later. A result already
+          // delivered stands (the tool ran); the leftover is the sweep's.
           log.error({ err: message(err), id: req.id }, 'invocation run failed');
           scheduleSweep(false);
           return failedResult(req.id, `engine error: ${message(err)}`, t0);
         })
         .then((result) => {
-          live.finish();
           running.delete(req.id);
-          remember(req.id);
-          emit(result);
+          deliver(result);
         });
       running.set(req.id, { abort, done, live });
     },
@@ -263,6 +275,10 @@ export function createInvocationRunner(deps: InvocationRunnerDeps): InvocationRu
     },
 
     active: () => running.size,
+
+    async whenIdle() {
+      while (running.size > 0) await Promise.all([...running.values()].map((r) => r.done));
+    },
 
     output: (id) => running.get(id)?.live,
 
