@@ -100,7 +100,7 @@ describe('secrets in warm sandboxes', () => {
     await cluster.api('PUT', '/api/v1/tools/wsec', { image: image(), command: ['sh', '-c'], secrets: ['api-key'], warm: 1, timeoutSeconds: 20 });
     const before = await waitFor(async () => {
       const now = await warmIds();
-      return now.size === 1 && now;
+      return now.size === 1 ? now : null;
     }, 'one warm sandbox', 30_000);
     const first = await cluster.api('POST', '/api/v1/tools/wsec/invoke', { args: ['cat /etc/hostname; cat /run/secrets/api-key'] });
     expect(first.body).toMatchObject({ status: 'succeeded' });
@@ -109,7 +109,7 @@ describe('secrets in warm sandboxes', () => {
 
     const refilled = await waitFor(async () => {
       const now = await warmIds();
-      return now.size === 1 && ![...now].some((id) => before.has(id)) && now;
+      return now.size === 1 && ![...now].some((id) => before.has(id)) ? now : null;
     }, 'refilled warm sandbox', 30_000);
     await cluster.api('PUT', '/api/v1/secrets/api-key', { value: THIRD });
     // Whatever serves it (a sandbox filled after the rotation, or a cold run), the value is the new one.

@@ -299,7 +299,7 @@ describe('diffStatus', () => {
 describe('plan: secret rotation', () => {
   it('replaces a running container whose secret versions differ, and keeps one whose versions match', () => {
     const secrets = (version: number) => [{ name: 'k', value: 'v', version }];
-    const want = inst('a', { spec: { secrets: ['k'] }, secrets: secrets(2) });
+    const want = inst('a', { spec: { image: 'machete/busybox:test', secrets: ['k'] }, secrets: secrets(2) });
     const built = buildCreatePayload(want, { hostId: 'h', allowedMounts: [], engineEndpoint: '/var/run/docker.sock' });
     const current = ctr('c1', 'a', { labels: { 'machete.secrets': built.body.Labels['machete.secrets']! } });
     expect(plan([want], [current], { fullStateKnown: true }).keep).toEqual([current]);
