@@ -16,10 +16,10 @@ async function warmContainers(tool: string, all = false): Promise<Docker.Contain
 const ids = async (tool: string) => new Set((await warmContainers(tool)).map((c) => c.Id));
 /** Docker sets a container's hostname to the first 12 characters of its id: it names the sandbox that ran. */
 const ranIn = (stdout: string, pool: Set<string>) => [...pool].find((id) => id.startsWith(stdout.trim().split('\n')[0]!)) ?? null;
-const poolFull = (tool: string, n: number, not: Set<string> = new Set()) =>
+const poolFull = (tool: string, n: number, not: Set<string> = new Set()): Promise<Set<string>> =>
   waitFor(async () => {
     const now = await ids(tool);
-    return now.size === n && [...now].every((id) => !not.has(id)) && now;
+    return now.size === n && [...now].every((id) => !not.has(id)) ? now : null;
   }, `${n} idle warm sandboxes of ${tool}`, 30_000);
 const invoke = (tool: string, body: Record<string, unknown>) => cluster.api('POST', `/api/v1/tools/${tool}/invoke`, body);
 
