@@ -52,7 +52,7 @@ beforeAll(async () => {
   dropDb = db.drop;
   cluster = new TestCluster({ dockerSocket: inject('dockerSocket'), databaseUrl: db.url, env: { MACHETE_HEARTBEAT_GRACE_SECONDS: String(GRACE_SECONDS), MACHETE_HEARTBEAT_MS: '500' } });
   const server = await cluster.startServer();
-  const specs = [
+  const specs: Array<{ name: string; labels: Record<string, string>; capacity: typeof CAPACITY }> = [
     { name: 'fleet-a', labels: { zone: 'a' }, capacity: CAPACITY },
     { name: 'fleet-b', labels: { zone: 'b', disk: 'ssd' }, capacity: CAPACITY },
     { name: 'fleet-c', labels: { zone: 'c' }, capacity: CAPACITY },
