@@ -196,10 +196,13 @@ export function createInvocationService(
 
     /** Deadlines, lost hosts and retention. */
     async sweep(now = Date.now()): Promise<void> {
+      // Bound through the column's encoder: compared with an expression, a bare Date reaches the
+      // driver unencoded, which postgres.js cannot serialize (the whole sweep failed there).
+      const cutoff = sql.param(new Date(now - RESULT_GRACE_MS), invocations.createdAt);
       const overdue = await db
         .select({ id: invocations.id })
         .from(invocations)
-        .where(and(eq(invocations.status, 'running'), lt(sql`${invocations.createdAt} + make_interval(secs => ${invocations.timeoutSeconds})`, new Date(now - RESULT_GRACE_MS))));
+        .where(and(eq(invocations.status, 'running'), lt(sql`${invocations.createdAt} + make_interval(secs => ${invocations.timeoutSeconds})`, cutoff)));
       for (const o of overdue) await svc.finish(o.id, { status: 'failed', reason: 'no result from the host before the deadline' });
       const down = await db.select({ id: hosts.id }).from(hosts).where(eq(hosts.status, 'down'));
       if (down.length) {
