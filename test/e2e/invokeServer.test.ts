@@ -9,6 +9,7 @@ import { enrollFake, FakeAgent } from '../helpers/fakeAgent.ts';
 let cluster: TestCluster;
 let agent: FakeAgent;
 let hostId: string;
+let agentToken: string;
 const spec = { image: 'machete/busybox:test', command: ['echo'], timeoutSeconds: 30, placement: { labels: { role: 'inv' } } };
 
 function invokes(): InvocationRequest[] {
@@ -37,6 +38,7 @@ describe('invocations (control plane)', () => {
   it('sends the request to the host and answers with its result', async () => {
     const a = await enrollFake(cluster, 'inv');
     hostId = a.hostId;
+    agentToken = a.token;
     agent = await FakeAgent.connect(cluster, a.token);
     agent.hello();
     await agent.next('snapshot');
@@ -114,6 +116,24 @@ describe('invocations (control plane)', () => {
     const env = await cluster.api('POST', '/api/v1/tools/inv/invoke', { env: { 'BAD NAME': 'x' } });
     expect(env.status).toBe(400);
     expect((await cluster.api('POST', '/api/v1/tools/nope/invoke', {})).status).toBe(404);
+  });
+
+  it('counts invocations still running from before a control-plane restart against the limits', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await cluster.api('POST', '/api/v1/tools/inv/invoke', { wait: false })).body.id);
+    await cluster.stopServer();
+    await cluster.startServer();
+    agent = await FakeAgent.connect(cluster, agentToken);
+    agent.hello();
+    await agent.next('snapshot');
+    const over = await cluster.api('POST', '/api/v1/tools/inv/invoke', { wait: false });
+    expect(over.status).toBe(429);
+    answer(ids[0]!);
+    await waitFor(async () => (await cluster.api('GET', `/api/v1/invocations/${ids[0]}`)).body.status === 'succeeded', 'finished');
+    const again = await cluster.api('POST', '/api/v1/tools/inv/invoke', { wait: false });
+    expect(again.status).toBe(202);
+    for (const id of [...ids.slice(1), again.body.id]) answer(id);
+    await waitFor(async () => (await cluster.api('GET', `/api/v1/invocations/${again.body.id}`)).body.status === 'succeeded', 'all finished');
   });
 
   it('fails invocations whose host goes down', async () => {

@@ -62,6 +62,24 @@ export function createInvocationService(
   const live = new Map<string, { tool: string; hostId: string }>();
   const waiters = new Map<string, ((v: InvocationView) => void)[]>();
   const bump = (m: Map<string, number>, k: string, d: number) => m.set(k, Math.max(0, (m.get(k) ?? 0) + d));
+  /**
+   * Invocations still running when this process started (a restart, another replica's) count
+   * against the limits until their results arrive: loaded once, before the first placement.
+   */
+  let adopted: Promise<void> | null = null;
+  const adoptRunning = (): Promise<void> =>
+    (adopted ??= (async () => {
+      const rows = await db.select({ id: invocations.id, tool: invocations.tool, hostId: invocations.hostId }).from(invocations).where(eq(invocations.status, 'running'));
+      for (const r of rows) {
+        if (!r.hostId || live.has(r.id)) continue;
+        live.set(r.id, { tool: r.tool, hostId: r.hostId });
+        bump(perTool, r.tool, 1);
+        bump(perHost, r.hostId, 1);
+      }
+    })().catch((err: unknown) => {
+      adopted = null;
+      throw err;
+    }));
 
   function release(id: string): void {
     const l = live.get(id);
@@ -91,7 +109,7 @@ export function createInvocationService(
     /** Starts an invocation; resolves with its id once the agent has been asked to run it. */
     async start(name: string, input: InvokeInput, who: Principal): Promise<string> {
       // One round trip, not two: the host list does not depend on the tool.
-      const [tool, rows] = await Promise.all([tools.get(name), hostRows()]);
+      const [tool, rows] = await Promise.all([tools.get(name), hostRows(), adoptRunning()]);
       const merged = ToolSpecSchema.safeParse({ ...tool.spec, env: { ...tool.spec.env, ...(input.env ?? {}) } });
       if (!merged.success) throw invalid('env', merged.error.issues[0]?.message ?? 'invalid');
       const spec = merged.data;
