@@ -4,6 +4,7 @@ import {
   parseServerFrame,
   PROTOCOL_VERSION,
   type AgentFrame,
+  type AuditReport,
   type DesiredInstance,
   type Hello,
   type InstanceStatus,
@@ -35,6 +36,8 @@ export interface ConnectionDeps {
   onLogs?(req: LogsRequest): void;
   onLogCredit?(streamId: string, bytes: number): void;
   onLogsCancel?(streamId: string): void;
+  /** An `auditRequest` frame: inspect the engine and answer through sendAuditReport. */
+  onAuditRequest?(id: string): void;
   log: ConnectionLog;
   heartbeatMs?: number;
 }
@@ -93,6 +96,12 @@ export class AgentConnection {
 
   /** A log stream frame, only after our hello on an open socket (never held: streams end with the connection). */
   sendLog(frame: AgentFrame): boolean {
+    if (!this.helloSent) return false;
+    return this.send(frame);
+  }
+
+  /** An audit report, only after our hello on an open socket (never held: the server stops waiting when we disconnect). */
+  sendAuditReport(frame: AuditReport): boolean {
     if (!this.helloSent) return false;
     return this.send(frame);
   }
@@ -222,6 +231,9 @@ export class AgentConnection {
         return;
       case 'logsCancel':
         this.d.onLogsCancel?.(f.streamId);
+        return;
+      case 'auditRequest':
+        this.d.onAuditRequest?.(f.id);
         return;
     }
   }

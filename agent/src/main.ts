@@ -10,6 +10,7 @@ import { createInvocationRunner, type InvocationRunner } from './invoke/runner.t
 import { createWarmPool, type WarmPool } from './invoke/warm.ts';
 import { LogStreamer } from './logs/streamer.ts';
 import { createReconciler, type Reconciler } from './reconcile/loop.ts';
+import { AuditResponder } from './audit/responder.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -62,6 +63,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
     log,
   });
   const logs = new LogStreamer({ port, hostId: cred.hostId, live: (id) => runner.output(id), send: (f) => connection.sendLog(f), log });
+  const audit = new AuditResponder({ port, send: (f) => connection.sendAuditReport(f), log });
   const wsUrl = `${server.replace(/^http/, 'ws')}/api/v1/agent/connect`;
   const connection: AgentConnection = new AgentConnection({
     url: wsUrl,
@@ -83,6 +85,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
     onLogs: (req) => logs.open(req),
     onLogCredit: (id, bytes) => logs.credit(id, bytes),
     onLogsCancel: (id) => logs.cancel(id),
+    onAuditRequest: (id) => void audit.request(id),
     onUnauthorized: () => {
       // The credential was revoked or the server forgot us: enroll again if we still can.
       if (!config.joinToken) return log.error({}, 'agent credential refused and no join token to enroll again');

@@ -26,11 +26,67 @@ export interface Database {
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   notify(channel: string, payload: string): Promise<void>;
   /**
-   * A session-level advisory lock on a dedicated connection: held until released or until
-   * the process (and so the connection) dies. PGlite has one process, so it always holds it.
+   * A session-level advisory lock on a dedicated connection: held until the process (and so the
+   * connection) dies, or until the holder stays silent for 3 s (LOCK_SESSION). A holder calls it
+   * every second: true means it still holds the lock. PGlite has one process: always true.
    */
   tryAdvisoryLock(key: number): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/**
+ * The lock connection's session settings. PostgreSQL releases a session's advisory locks when
+ * the session ends; these make it end soon after its holder stops talking, whatever the network
+ * does: idle_session_timeout ends a session that sent nothing for 3 s (a holder proves itself
+ * every second), and server-side keepalives notice a peer that vanished mid-query. Without them
+ * a half-open TCP connection (the holder's machine gone, no FIN) would keep the lock for hours.
+ */
+export const LOCK_SESSION = { idle_session_timeout: 3000, tcp_keepalives_idle: 1, tcp_keepalives_interval: 1, tcp_keepalives_count: 3, application_name: 'machete-leader-lock' };
+const LOCK_QUERY_TIMEOUT_MS = 2_000;
+
+/**
+ * A session-level advisory lock on its own one-connection client (never a pooled connection).
+ * postgres.js reconnects silently, so "held" is tied to the backend pid that took the lock:
+ * a new session, however healthy, does not hold it.
+ */
+function advisoryLock(url: string) {
+  let sql: postgres.Sql | null = null;
+  let heldBy: number | null = null;
+  const timeout = <T>(p: Promise<T>) =>
+    Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('lock query timed out')), LOCK_QUERY_TIMEOUT_MS).unref())]);
+  const reset = () => {
+    const old = sql;
+    sql = null;
+    heldBy = null;
+    void old?.end({ timeout: 0 }).catch(() => {});
+  };
+  return {
+    async tryLock(key: number): Promise<boolean> {
+      try {
+        sql ??= postgres(url, { max: 1, connect_timeout: 3, onnotice: () => {}, connection: LOCK_SESSION });
+        if (heldBy !== null) {
+          const [row] = await timeout(sql<{ pid: number }[]>`select pg_backend_pid() as pid`);
+          if (row?.pid === heldBy) return true;
+          // The session that held the lock is gone (and the lock with it): start over.
+          reset();
+          return false;
+        }
+        const [row] = await timeout(sql<{ ok: boolean; pid: number }[]>`select pg_try_advisory_lock(${key}) as ok, pg_backend_pid() as pid`);
+        heldBy = row?.ok ? row.pid : null;
+        return heldBy !== null;
+      } catch {
+        // A broken or stuck connection means the lock is gone with it (or soon will be).
+        reset();
+        return false;
+      }
+    },
+    async close(): Promise<void> {
+      const old = sql;
+      sql = null;
+      heldBy = null;
+      await old?.end({ timeout: 1 }).catch(() => {});
+    },
+  };
 }
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
@@ -41,8 +97,7 @@ export async function createDb(config: DbConfig): Promise<Database> {
     const client = postgres(config.url, { max: config.maxConnections ?? 10, onnotice: () => {} });
     const db = drizzlePostgres({ client, schema, casing: 'snake_case' });
     await migratePostgres(db, { migrationsFolder: MIGRATIONS_DIR });
-    let lockConn: Awaited<ReturnType<typeof client.reserve>> | null = null;
-    let lockHeld = false;
+    const lock = advisoryLock(config.url);
     return {
       db: db as unknown as Db,
       driver: 'postgres',
@@ -53,27 +108,9 @@ export async function createDb(config: DbConfig): Promise<Database> {
       async notify(channel, payload) {
         await client.notify(channel, payload);
       },
-      async tryAdvisoryLock(key) {
-        try {
-          if (lockHeld && lockConn) {
-            // Held locks stack per call: once held, only prove the session is still alive.
-            await lockConn`select 1`;
-            return true;
-          }
-          lockConn ??= await client.reserve();
-          const [row] = await lockConn<{ ok: boolean }[]>`select pg_try_advisory_lock(${key}) as ok`;
-          lockHeld = !!row?.ok;
-          return lockHeld;
-        } catch {
-          // A broken dedicated connection means the lock is gone with it: start over next time.
-          lockConn?.release();
-          lockConn = null;
-          lockHeld = false;
-          return false;
-        }
-      },
+      tryAdvisoryLock: (key) => lock.tryLock(key),
       async close() {
-        lockConn?.release();
+        await lock.close();
         await client.end({ timeout: 5 });
       },
     };

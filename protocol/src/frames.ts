@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ContainerAuditSchema } from './containerAudit.ts';
 import { INSTANCE_KINDS } from './labels.ts';
 import { LabelMapSchema, MAX_SECRET_VALUE_BYTES, SECRET_NAME_RE, ToolNameSchema, ToolSpecSchema } from './toolSpec.ts';
 
@@ -39,6 +40,10 @@ export const DesiredInstanceSchema = z.strictObject({
 });
 export type DesiredInstance = z.infer<typeof DesiredInstanceSchema>;
 
+/** A replica's health as its engine reports it; `none`: the container has no health check (or is not running). */
+export const HEALTH_STATES = ['none', 'starting', 'healthy', 'unhealthy'] as const;
+export type HealthState = (typeof HEALTH_STATES)[number];
+
 export const InstanceStatusSchema = z.strictObject({
   id: Id,
   state: InstanceStateSchema,
@@ -48,6 +53,14 @@ export const InstanceStatusSchema = z.strictObject({
   reason: z.string().max(1024).nullable(),
   /** Tool version of the container now serving the instance. */
   version: z.number().int().min(0).nullable(),
+  // Optional so agents that predate them still speak the protocol; absent reads as none/false/null.
+  health: z.enum(HEALTH_STATES).optional(),
+  /** Failing again and again under its restart policy: restarts are held back by a growing backoff. */
+  crashLoop: z.boolean().optional(),
+  /** The backoff before the next restart while crash-looping, in seconds. */
+  backoffSeconds: z.number().int().min(0).max(86_400).nullable().optional(),
+  /** Exit code of the last container of this instance that exited and was restarted. */
+  lastExitCode: z.number().int().nullable().optional(),
 });
 export type InstanceStatus = z.infer<typeof InstanceStatusSchema>;
 
@@ -138,7 +151,24 @@ export const LogEndFrame = z.strictObject({
   reason: z.string().max(1024),
 });
 
-export const AgentFrameSchema = z.discriminatedUnion('type', [HelloFrame, StatusFrame, HeartbeatFrame, InvocationResultFrame, LogChunkFrame, LogEndFrame]);
+// ── live audit ────────────────────────────────────────────────────────────────
+/** Containers one auditReport may carry; a host with more reports the first ones and says so in `error`. */
+export const MAX_AUDIT_CONTAINERS = 5_000;
+const AuditId = z.string().regex(/^a[0-9a-f]{24}$/);
+/**
+ * The agent's answer to an auditRequest: every container on its engine, managed or not, with
+ * the findings of protocol/src/containerAudit.ts. `error` says why the list is empty or partial
+ * (engine unreachable, too many containers for one frame).
+ */
+export const AuditReportFrame = z.strictObject({
+  type: z.literal('auditReport'),
+  id: AuditId,
+  containers: z.array(ContainerAuditSchema).max(MAX_AUDIT_CONTAINERS),
+  error: z.string().max(1024).optional(),
+});
+export type AuditReport = z.infer<typeof AuditReportFrame>;
+
+export const AgentFrameSchema = z.discriminatedUnion('type', [HelloFrame, StatusFrame, HeartbeatFrame, InvocationResultFrame, LogChunkFrame, LogEndFrame, AuditReportFrame]);
 export type AgentFrame = z.infer<typeof AgentFrameSchema>;
 export type Hello = z.infer<typeof HelloFrame>;
 export type Status = z.infer<typeof StatusFrame>;
@@ -176,7 +206,6 @@ export const ErrorFrame = z.strictObject({
 export const InvokeFrame = z.strictObject({ type: z.literal('invoke'), invocation: InvocationRequestSchema });
 /** Kill a running invocation; its result comes back with status `cancelled`. */
 export const CancelFrame = z.strictObject({ type: z.literal('cancel'), id: Id });
-
 /**
  * Open a log stream: a replica's current container (`instance`) or a running invocation's
  * captured output. The agent may send `window` bytes of data, then waits for `logCredit`.
@@ -200,7 +229,10 @@ export const LogCreditFrame = z.strictObject({ type: z.literal('logCredit'), str
 /** The client went away: the agent closes the engine stream and sends nothing more for it. */
 export const LogsCancelFrame = z.strictObject({ type: z.literal('logsCancel'), streamId: StreamId });
 
-export const ServerFrameSchema = z.discriminatedUnion('type', [WelcomeFrame, SnapshotFrame, DeltaFrame, HeartbeatFrame, ErrorFrame, InvokeFrame, CancelFrame, LogsFrame, LogCreditFrame, LogsCancelFrame]);
+/** Inspect every container on the engine (read only); the agent answers with an auditReport for the same id. */
+export const AuditRequestFrame = z.strictObject({ type: z.literal('auditRequest'), id: AuditId });
+
+export const ServerFrameSchema = z.discriminatedUnion('type', [WelcomeFrame, SnapshotFrame, DeltaFrame, HeartbeatFrame, ErrorFrame, InvokeFrame, CancelFrame, LogsFrame, LogCreditFrame, LogsCancelFrame, AuditRequestFrame]);
 export type ServerFrame = z.infer<typeof ServerFrameSchema>;
 export type Snapshot = z.infer<typeof SnapshotFrame>;
 export type Delta = z.infer<typeof DeltaFrame>;

@@ -3,3 +3,4 @@ export * from './labels.ts';
 export * from './toolSpec.ts';
 export * from './version.ts';
 export * from './images.ts';
+export * from './containerAudit.ts';

@@ -74,6 +74,21 @@ export const EnvSchema = z
 
 export const DEFAULT_USER = '65534:65534';
 
+const HealthArgSchema = z.string().max(4096).refine(noNul, 'must not contain NUL');
+/**
+ * A replica's health check: an argv run in the container by the engine (`CMD`, never a shell
+ * string). Bounds keep a check from running more than once a second or hanging for long; the
+ * engine marks the container unhealthy after `retries` failures in a row.
+ */
+export const HealthCheckSchema = z.strictObject({
+  command: z.array(HealthArgSchema).min(1).max(64).refine((a) => a[0] !== '', 'the program (command[0]) must not be empty'),
+  intervalSeconds: z.number().int().min(1).max(3600).default(10),
+  timeoutSeconds: z.number().int().min(1).max(300).default(5),
+  retries: z.number().int().min(1).max(100).default(3),
+  startPeriodSeconds: z.number().int().min(0).max(3600).default(0),
+});
+export type HealthCheck = z.output<typeof HealthCheckSchema>;
+
 export const ToolSpecSchema = z.strictObject({
   image: ImageSchema,
   command: z.array(z.string().max(32_768).refine(noNul, 'must not contain NUL')).max(256).optional(),
@@ -92,6 +107,8 @@ export const ToolSpecSchema = z.strictObject({
   restart: z.enum(['always', 'on-failure', 'never']).default('on-failure'),
   placement: z.strictObject({ labels: LabelMapSchema.default({}) }).default({ labels: {} }),
   warm: z.number().int().min(0).max(100).default(0),
+  /** Absent: no check (the image's own HEALTHCHECK, if any, is not relied on). No default, so older specs hash the same. */
+  healthCheck: HealthCheckSchema.optional(),
 });
 
 /** What a client sends (defaults optional). */

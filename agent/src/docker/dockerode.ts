@@ -4,8 +4,9 @@ import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import Docker from 'dockerode';
 import { INSTANCE_KINDS, ImageSchema, Labels } from '../../../protocol/src/index.ts';
-import type { InstanceKind } from '../../../protocol/src/index.ts';
+import type { HealthState, InstanceKind } from '../../../protocol/src/index.ts';
 import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer } from './port.ts';
+import { auditEngine } from './auditContainers.ts';
 import { streamLogs } from './logs.ts';
 import { execInSandbox, sandboxInfo } from './exec.ts';
 import { runContainer } from './run.ts';
@@ -72,6 +73,20 @@ export function exitCodeFromStatus(status: string | undefined): number | null {
 
 const NON_NEG_INT_RE = /^(0|[1-9]\d{0,15})$/;
 
+/**
+ * The engine's health status (State.Health.Status) of a running container as its list entry shows
+ * it: engines that put `Health` in the list are read directly, older ones only in `Status`
+ * ("Up 3 seconds (health: starting)", "(healthy)", "(unhealthy)"), which saves an inspect per container and pass.
+ */
+export function healthFrom(c: Pick<Docker.ContainerInfo, 'State' | 'Status'> & { Health?: { Status?: unknown } }): HealthState {
+  if (c.State !== 'running') return 'none';
+  const direct = c.Health?.Status;
+  if (direct === 'healthy' || direct === 'unhealthy' || direct === 'starting') return direct;
+  const m = /\((healthy|unhealthy|health: starting)\)\s*$/.exec(c.Status ?? '');
+  if (!m) return 'none';
+  return m[1] === 'health: starting' ? 'starting' : (m[1] as HealthState);
+}
+
 /** Maps one list entry to an ObservedContainer; undefined when its labels are malformed. */
 export function observedFrom(c: Docker.ContainerInfo, hostId: string): ObservedContainer | undefined {
   const labels = c.Labels ?? {};
@@ -95,6 +110,7 @@ export function observedFrom(c: Docker.ContainerInfo, hostId: string): ObservedC
     state,
     exitCode: state === 'exited' ? exitCodeFromStatus(c.Status) : null,
     labels: { ...labels },
+    health: healthFrom(c),
   };
 }
 
@@ -253,6 +269,10 @@ export function createDockerodePort(opts: DockerodePortOptions): DockerPort {
     logs(id, logOpts, sink) {
       assertContainerRef(id);
       return streamLogs(docker, id, logOpts, sink);
+    },
+
+    auditContainers() {
+      return auditEngine(docker, deadline);
     },
   };
 }

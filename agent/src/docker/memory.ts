@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { INSTANCE_KINDS, Labels } from '../../../protocol/src/index.ts';
+import { auditContainer, INSTANCE_KINDS, Labels } from '../../../protocol/src/index.ts';
 import type { InstanceKind } from '../../../protocol/src/index.ts';
 import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer, OutputBuffer, RunRequest, RunResult } from './port.ts';
+import { factsFromInspect, type Inspect } from './auditContainers.ts';
 import { MemoryLogs } from './memoryLogs.ts';
 import { CappedOutput } from './run.ts';
 
@@ -75,7 +76,7 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
   const byId = new Map<string, MemoryContainer>();
   const idByName = new Map<string, string>();
   const subscribers = new Set<{ hostId: string; onEvent: (e: EngineEvent) => void }>();
-  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0, run: 0, logs: 0, sandboxInfo: 0, exec: 0, sweepSecrets: 0 };
+  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0, run: 0, logs: 0, sandboxInfo: 0, exec: 0, sweepSecrets: 0, auditContainers: 0 };
   const images = new Set<string>();
   const logs = new MemoryLogs();
 
@@ -230,6 +231,13 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
         return runResult(run, { status: 'failed', exitCode: null, reason: `engine error: ${(err as Error).message}` }, c.id, t0);
       }
     },
+    async auditContainers() {
+      calls.auditContainers++;
+      return [...byId.values()].map((c) => {
+        const container = factsFromInspect(inspectOf(c));
+        return { container, findings: auditContainer(container) };
+      });
+    },
     kill(id, exitCode) {
       const c = get(id);
       if (c.state === 'running') exit(c, exitCode);
@@ -238,6 +246,23 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
       return [...byId.values()].map((c) => ({ ...c, labels: { ...c.labels }, body: structuredClone(c.body) }));
     },
   };
+}
+
+/**
+ * What the engine's inspect would say of a container created from this body: the live audit then
+ * judges a memory container exactly as the dockerode port judges a real one.
+ */
+function inspectOf(c: MemoryContainer): Inspect {
+  const hc = c.body.HostConfig;
+  const mounts = Array.isArray(hc.Mounts) ? (hc.Mounts as { Type?: string; Source?: string; Target?: string }[]) : [];
+  return {
+    Id: c.id,
+    Name: `/${c.name}`,
+    Config: { Image: c.image, Labels: { ...c.labels } },
+    State: { Running: c.state === 'running' },
+    HostConfig: hc,
+    Mounts: mounts.map((m) => ({ Type: m.Type ?? '', Source: m.Source ?? '', Destination: m.Target ?? '' })),
+  } as unknown as Inspect;
 }
 
 /** The script's promise, unless the signal aborts or the timeout elapses first. */

@@ -177,6 +177,25 @@ function logConfigFor(kind: DesiredInstance['kind']): Record<string, unknown> {
   return { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } };
 }
 
+const NS_PER_SECOND = 1e9;
+
+/**
+ * The engine's Healthcheck for a replica whose spec has one: `CMD` with the argv as given, so the
+ * engine execs it directly and no shell ever parses it (never `CMD-SHELL`). Invocations and warm
+ * sandboxes get none: a run-once container has no "healthy", and an idle sandbox does not run the tool.
+ */
+export function healthcheckFor(spec: ToolSpec, kind: DesiredInstance['kind']): Record<string, unknown> | undefined {
+  const hc = spec.healthCheck;
+  if (!hc || kind !== 'replica') return undefined;
+  return {
+    Test: ['CMD', ...hc.command],
+    Interval: hc.intervalSeconds * NS_PER_SECOND,
+    Timeout: hc.timeoutSeconds * NS_PER_SECOND,
+    Retries: hc.retries,
+    StartPeriod: hc.startPeriodSeconds * NS_PER_SECOND,
+  };
+}
+
 /**
  * Stdin wiring. An invocation is attached before start and fed once: OpenStdin + StdinOnce make the
  * engine close the tool's stdin when the agent half-closes its attach stream, while output keeps
@@ -210,6 +229,7 @@ export function buildCreatePayload(inst: DesiredInstance, ctx: PayloadContext): 
   const baseName = containerName(valid.tool, valid.id, valid.version);
   const name = ctx.nameSuffix ? `${baseName}-${ctx.nameSuffix}` : baseName;
   const secrets = secretsFor(valid, name, ctx.hostId);
+  const healthcheck = healthcheckFor(spec, valid.kind);
 
   const body: CreatePayload['body'] = {
     Image: spec.image,
@@ -223,6 +243,7 @@ export function buildCreatePayload(inst: DesiredInstance, ctx: PayloadContext): 
     ...(spec.workingDir !== undefined ? { WorkingDir: spec.workingDir } : {}),
     Labels: { ...labelsFor(valid, ctx.hostId), ...(secrets ? { [Labels.secrets]: secrets.digest } : {}) },
     StopTimeout: STOP_TIMEOUT_SECONDS,
+    ...(healthcheck ? { Healthcheck: healthcheck } : {}),
     ...stdioFor(valid.kind),
     HostConfig: hostConfigFor(spec, valid.tool, valid.kind, secrets ? [...mounts, secrets.mount] : mounts),
   };

@@ -1,4 +1,4 @@
-import type { InstanceKind } from '../../../protocol/src/index.ts';
+import type { ContainerAudit, HealthState, InstanceKind } from '../../../protocol/src/index.ts';
 import type { PinnedSource } from '../policy/resolve.ts';
 import type { SecretFiles } from './secrets.ts';
 
@@ -16,6 +16,8 @@ export interface ObservedContainer {
   /** Known once the container has exited, else null. */
   exitCode: number | null;
   labels: Record<string, string>;
+  /** The engine's health status of a running container with a health check; absent means none. */
+  health?: HealthState;
 }
 
 /** The engine's create body (Docker Engine API ContainerCreate), built only by payload.ts. */
@@ -160,4 +162,9 @@ export interface DockerPort {
    * to start the process (sandbox gone or stopped): nothing ran, so the caller may run it cold.
    */
   exec(req: ExecRequest): Promise<RunResult | null>;
+  /**
+   * Read only: every container on the engine, MACHETE's or not, running or not, with the live
+   * audit's findings (protocol/src/containerAudit.ts). The only call that looks past this host's labels.
+   */
+  auditContainers(): Promise<ContainerAudit[]>;
 }

@@ -1,5 +1,6 @@
 import type { DesiredInstance, InstanceStatus } from '../../../protocol/src/index.ts';
 import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer } from '../docker/port.ts';
+import { CrashLoop } from './crashLoop.ts';
 import { isLive, plan } from './plan.ts';
 import type { Plan } from './plan.ts';
 import { diffStatus, statusOf } from './status.ts';
@@ -70,40 +71,6 @@ async function runPool(tasks: Task[], limit: number): Promise<unknown[]> {
   };
   await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), tasks.length) }, worker));
   return failures;
-}
-
-/**
- * Restart counts and crash-loop backoff per instance. In memory only: an agent
- * restart forgets them, which is acceptable since the engine still holds every
- * container and the counts are informational.
- */
-class CrashLoop {
-  readonly restarts = new Map<string, number>();
-  private readonly backoff = new Map<string, { delayMs: number; notBefore: number }>();
-  private readonly runningSince = new Map<string, { containerId: string; since: number }>();
-  constructor(private readonly opts: { initialMs: number; maxMs: number; resetAfterMs: number }) {}
-
-  heldFor(id: string, now: number): number {
-    return Math.max(0, (this.backoff.get(id)?.notBefore ?? 0) - now);
-  }
-
-  noteRestart(id: string, now: number): void {
-    const prev = this.backoff.get(id);
-    const delayMs = prev ? Math.min(prev.delayMs * 2, this.opts.maxMs) : this.opts.initialMs;
-    this.backoff.set(id, { delayMs, notBefore: now + delayMs });
-    this.restarts.set(id, (this.restarts.get(id) ?? 0) + 1);
-  }
-
-  /** A container seen running for resetAfterMs clears its instance's backoff (not its count). */
-  observe(observed: readonly ObservedContainer[], desired: ReadonlyMap<string, unknown>, now: number): void {
-    for (const c of observed) {
-      if (c.state !== 'running') continue;
-      const seen = this.runningSince.get(c.instanceId);
-      if (!seen || seen.containerId !== c.id) this.runningSince.set(c.instanceId, { containerId: c.id, since: now });
-      else if (now - seen.since >= this.opts.resetAfterMs) this.backoff.delete(c.instanceId);
-    }
-    for (const map of [this.restarts, this.backoff, this.runningSince]) for (const id of map.keys()) if (!desired.has(id)) map.delete(id);
-  }
 }
 
 /** Subscribes to engine events, resubscribing with backoff when the stream fails. Returns the unsubscribe. */
@@ -275,13 +242,14 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const wait = why === 'restart' ? crash.heldFor(inst.id, now) : 0;
       if (wait > 0) {
         reasons.set(inst.id, `restarting in ${Math.ceil(wait / 1000)}s`);
+        crash.noteHeld(inst.id);
         arm('wake', wait, 'restart backoff elapsed');
         continue;
       }
       tasks.push(
         guard(inst.id, async () => {
           const replaced = await act.replace(inst, container);
-          if (replaced && why === 'restart') crash.noteRestart(inst.id, now);
+          if (replaced && why === 'restart') crash.noteRestart(inst.id, now, container.exitCode);
         }),
       );
     }
@@ -291,7 +259,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   }
 
   function report(wanted: DesiredInstance[], observed: ObservedContainer[], reasons: Reasons, revision: number): void {
-    const statuses = statusOf(wanted, observed, reasons, crash.restarts);
+    const statuses = statusOf(wanted, observed, reasons, crash.restarts, (id) => crash.info(id));
     const changed = diffStatus(s.lastSent, statuses);
     s.lastSent = new Map(statuses.map((st) => [st.id, st]));
     // A new revision is acknowledged even when no status moved: the server learns it was applied.

@@ -1,6 +1,9 @@
 import type { DesiredInstance, InstanceState, InstanceStatus } from '../../../protocol/src/index.ts';
 import type { ObservedContainer } from '../docker/port.ts';
+import type { CrashInfo } from './crashLoop.ts';
 import { groupByInstance, rankContainers } from './plan.ts';
+
+const NO_CRASH: CrashInfo = { crashLoop: false, backoffSeconds: null, lastExitCode: null };
 
 // InstanceStatusSchema caps `reason`; a longer engine message would make the whole frame invalid.
 const MAX_REASON = 1024;
@@ -32,6 +35,7 @@ export function statusOf(
   observed: readonly ObservedContainer[],
   lastErrors: ReadonlyMap<string, string>,
   restarts: ReadonlyMap<string, number>,
+  crash: (id: string) => CrashInfo = () => NO_CRASH,
 ): InstanceStatus[] {
   const groups = groupByInstance(observed);
   return [...desired]
@@ -47,6 +51,9 @@ export function statusOf(
         restarts: restarts.get(inst.id) ?? 0,
         reason: reason === undefined ? null : clip(reason),
         version: c?.version ?? null,
+        // Only a running container has a health worth reporting; the engine keeps a stale one after exit.
+        health: c?.state === 'running' ? (c.health ?? 'none') : 'none',
+        ...crash(inst.id),
       };
     });
 }
@@ -58,7 +65,11 @@ function sameStatus(a: InstanceStatus, b: InstanceStatus): boolean {
     a.exitCode === b.exitCode &&
     a.restarts === b.restarts &&
     a.reason === b.reason &&
-    a.version === b.version
+    a.version === b.version &&
+    a.health === b.health &&
+    a.crashLoop === b.crashLoop &&
+    a.backoffSeconds === b.backoffSeconds &&
+    a.lastExitCode === b.lastExitCode
   );
 }
 

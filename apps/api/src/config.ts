@@ -49,6 +49,11 @@ const EnvSchema = z.object({
   MACHETE_HEARTBEAT_MS: int(5000, 100, 600_000),
   /** A host without contact for this long is marked down. */
   MACHETE_HEARTBEAT_GRACE_SECONDS: int(30, 1, 86_400),
+  /**
+   * Lifetime of an agent's host credential. Agents renew it at about two thirds of it
+   * (POST /api/v1/agent/renew), so a short value only costs a request per host per renewal.
+   */
+  MACHETE_AGENT_TOKEN_TTL_SECONDS: int(30 * 86_400, 2, 365 * 86_400),
   /** pino log level. */
   MACHETE_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Requests per second each token (or, without one, each source address) may make under /api/v1; 0 turns the limit off. */
@@ -86,6 +91,7 @@ export interface ApiConfig {
   readonly localAgent: boolean;
   readonly heartbeatMs: number;
   readonly heartbeatGraceSeconds: number;
+  readonly agentTokenTtlSeconds: number;
   readonly logLevel: string;
   readonly http: { readonly headersTimeoutMs: number; readonly requestTimeoutMs: number; readonly ratePerSecond: number; readonly rateBurst: number };
   readonly agentSendBufferBytes: number;
@@ -120,6 +126,7 @@ export function loadConfig(env: Record<string, string | undefined>): ApiConfig {
     localAgent: e.MACHETE_LOCAL_AGENT,
     heartbeatMs: e.MACHETE_HEARTBEAT_MS,
     heartbeatGraceSeconds: e.MACHETE_HEARTBEAT_GRACE_SECONDS,
+    agentTokenTtlSeconds: e.MACHETE_AGENT_TOKEN_TTL_SECONDS,
     logLevel: e.MACHETE_LOG_LEVEL,
     http: Object.freeze({
       headersTimeoutMs: e.MACHETE_HTTP_HEADERS_TIMEOUT_MS,

@@ -12,13 +12,16 @@ import type { Deps } from './http/deps.ts';
 import type { AgentHub } from './hub/hub.ts';
 import { attachAgentEndpoint } from './hub/upgrade.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { startHousekeeping } from './housekeeping.ts';
 import { createPgChangeFeed } from './services/changeFeed.ts';
+import { startLeadership, type Leadership } from './services/leadership.ts';
 import { VERSION, wire } from './wiring.ts';
 
 export { VERSION };
 const ADMIN_TOKEN_TTL = 10 * 365 * 86_400;
-const SWEEP_MS = 5_000;
 const SWEEP_LOCK_KEY = 0x6d616368; // 'mach'
+/** How often the leader lock is tried or, once held, proven: bounds a takeover after the holder dies. */
+const LEADER_TICK_MS = 1_000;
 
 export interface RunningServer {
   url: string;
@@ -28,6 +31,8 @@ export interface RunningServer {
   tokens: TokenService;
   hub: AgentHub;
   log: Logger;
+  /** The scheduler/housekeeping leader lock (GET /api/health `leader`, metric machete_leader). */
+  leadership: Leadership;
   mintJoinToken(ttlSeconds?: number): Promise<string>;
   close(): Promise<void>;
 }
@@ -41,7 +46,17 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
   const database = await createDb(config.database.driver === 'postgres' ? { driver: 'postgres', url: config.database.url } : { driver: 'pglite', dataDir: config.database.dataDir });
   // On PostgreSQL, replicas share changes through LISTEN/NOTIFY; PGlite is one process.
   const pgFeed = database.driver === 'postgres' ? await createPgChangeFeed(database, (err) => log.error({ err }, 'change feed error')) : null;
-  const { deps, hub } = wire({ ...(pgFeed ? { feed: pgFeed } : {}), db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, allowedImages: config.allowedImages, ...(secretsKey ? { secretsKey } : {}), agentSendBufferBytes: config.agentSendBufferBytes, metricsAccess: config.metrics });
+  // Leadership is decided from the start; a change of leader starts housekeeping at once.
+  let onLeader = () => {};
+  const leadership = startLeadership({
+    tryLock: () => database.tryAdvisoryLock(SWEEP_LOCK_KEY),
+    intervalMs: LEADER_TICK_MS,
+    onChange: (leader) => {
+      log.info({ leader }, leader ? 'became the scheduler leader' : 'no longer the scheduler leader');
+      if (leader) onLeader();
+    },
+  });
+  const { deps, hub } = wire({ ...(pgFeed ? { feed: pgFeed } : {}), db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, allowedImages: config.allowedImages, ...(secretsKey ? { secretsKey } : {}), agentSendBufferBytes: config.agentSendBufferBytes, metricsAccess: config.metrics, agentTokenTtlSeconds: config.agentTokenTtlSeconds, isLeader: () => leadership.isLeader() });
   const { tokens, events, services } = deps;
   await writeAdminToken(config, tokens, log);
 
@@ -55,33 +70,9 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info({ url, database: database.driver }, 'MACHETE control plane listening');
 
-  // Level-triggered housekeeping: silent hosts go down (their replicas are lost and placed
-  // elsewhere); pending replicas get another chance. Often enough to notice a silent host
-  // within about 1.5 grace periods.
-  const graceMs = config.heartbeatGraceSeconds * 1000;
-  let sweeping = false;
-  let leaderSince: number | null = null;
-  const sweep = setInterval(async () => {
-    if (sweeping) return;
-    sweeping = true;
-    try {
-      // Housekeeping has one leader among the replicas: whoever holds the advisory lock.
-      if (!(await database.tryAdvisoryLock(SWEEP_LOCK_KEY))) {
-        leaderSince = null;
-        return;
-      }
-      leaderSince ??= Date.now();
-      // A new leader (or a restarted control plane) gives every agent one grace period to
-      // reconnect before calling its host down, as Nomad does after a leader election.
-      if (Date.now() - leaderSince >= graceMs) await services.hosts.markSilentDown(config.heartbeatGraceSeconds, hub.connectedHosts());
-      await services.hosts.reschedule();
-      await services.invocations.sweep();
-    } catch (err) {
-      log.error({ err }, 'sweep failed');
-    } finally {
-      sweeping = false;
-    }
-  }, Math.max(250, Math.min(SWEEP_MS, graceMs / 2)));
+  const housekeeping = startHousekeeping({ leadership, hosts: services.hosts, invocations: services.invocations, connectedHosts: () => hub.connectedHosts(), heartbeatGraceSeconds: config.heartbeatGraceSeconds, log });
+  onLeader = () => housekeeping.runNow();
+  if (leadership.isLeader()) housekeeping.runNow();
 
   return {
     url,
@@ -91,9 +82,11 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
     tokens,
     hub,
     log,
+    leadership,
     mintJoinToken: async (ttlSeconds = 600) => (await tokens.issue({ kind: 'join', ttlSeconds })).token,
     async close() {
-      clearInterval(sweep);
+      housekeeping.stop();
+      leadership.stop();
       deps.metrics.stop();
       await hub.close();
       await events.stop().catch((err) => log.warn({ err }, 'could not write pending audit summaries'));

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type {
+  AuditResultSchema,
   DeploymentBody,
   DeploymentSchema,
   EventSchema,
@@ -27,6 +28,7 @@ export type TokenRequest = z.input<typeof TokenBody>;
 export type JoinTokenRequest = z.input<typeof JoinTokenBody>;
 export type DeploymentRequest = z.input<typeof DeploymentBody>;
 export type HostPatch = z.input<typeof HostPatchBody>;
+export type AuditResult = z.infer<typeof AuditResultSchema>;
 
 const REQUEST_TIMEOUT_MS = 30_000;
 const RATE_LIMIT_RETRIES = 3;

@@ -121,11 +121,18 @@ describe('audit --compose', () => {
     expect(out.findings.map((f) => f.rule).sort()).toEqual(['cpu-limit', 'inline-secret', 'memory-limit', 'network-segmentation', 'no-new-privileges', 'privileged']);
   });
 
-  it('is a usage error (2) without --compose, or for a missing or malformed file', async () => {
-    expect((await run(['audit'])).code).toBe(2);
+  it('is a usage error (2) for an unknown option, or for a missing or malformed file', async () => {
+    expect((await run(['audit', '--composer', clean])).code).toBe(2);
+    expect((await run(['audit', 'extra'])).code).toBe(2);
     const missing = await run(['audit', '--compose', path.join(tmp, 'nope.yml')]);
     expect(missing).toMatchObject({ code: 2 });
     expect(missing.stderr).toMatch(/cannot read .*ENOENT/);
     expect((await run(['audit', '--compose', compose('broken.yml', 'services: [')])).code).toBe(2);
+  });
+
+  it('without --compose audits the running MACHETE, which needs a token (exit 1 naming it, nothing sent)', async () => {
+    const r = await run(['audit'], { MACHETE_SERVER: 'http://127.0.0.1:9' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^machete: no token for http:\/\/127\.0\.0\.1:9/);
   });
 });

@@ -1,11 +1,15 @@
+// @ts-check
 // How the dashboard talks to the control plane: the same HTTP API as the CLI, with the
 // user's token from sessionStorage (gone when the tab closes; never in a URL).
+// This is the untyped transport; views call the typed routes of client.js instead.
 const KEY = 'machete.token';
 
 export const session = {
+  /** @returns {string | null} */
   get token() {
     return sessionStorage.getItem(KEY);
   },
+  /** @param {string} token */
   set(token) {
     sessionStorage.setItem(KEY, token);
   },
@@ -15,6 +19,11 @@ export const session = {
 };
 
 export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} code
+   * @param {string} message
+   */
   constructor(status, code, message) {
     super(message);
     this.status = status;
@@ -22,13 +31,22 @@ export class ApiError extends Error {
   }
 }
 
-/** One JSON call under /api/v1; throws ApiError with the server's code and message. */
+/**
+ * One JSON call under /api/v1; throws ApiError with the server's code and message.
+ * @param {'GET' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'} method
+ * @param {string} path
+ * @param {unknown} [body]
+ * @param {string | null} [token]
+ * @returns {Promise<unknown>}
+ */
 export async function api(method, path, body, token = session.token) {
+  /** @type {Record<string, string>} */
   const headers = { accept: 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
+  /** @type {{ error?: { code?: string, message?: string } } | null} */
   let json = null;
   try {
     json = text ? JSON.parse(text) : null;
@@ -39,11 +57,19 @@ export async function api(method, path, body, token = session.token) {
   return json;
 }
 
-/** Splits a text/event-stream into events; returns the unfinished rest. */
-function parseSse(buffer, onMessage) {
+/** @typedef {{ event: string, data: string, id: string | null }} SseMessage */
+
+/**
+ * Splits a text/event-stream into events; returns the unfinished rest.
+ * @param {string} buffer
+ * @param {(msg: SseMessage) => void} onMessage
+ * @returns {string}
+ */
+export function parseSse(buffer, onMessage) {
   const blocks = buffer.split(/\r?\n\r?\n/);
   const rest = blocks.pop() ?? '';
   for (const block of blocks) {
+    /** @type {SseMessage} */
     const msg = { event: 'message', data: '', id: null };
     for (const line of block.split(/\r?\n/)) {
       const i = line.indexOf(':');
@@ -59,15 +85,17 @@ function parseSse(buffer, onMessage) {
   return rest;
 }
 
+/** @typedef {'live' | 'reconnecting' | 'unauthorized' | 'forbidden'} StreamState */
+
 /**
- * Follows GET /api/v1/events?follow=true. EventSource cannot send an Authorization header,
- * so this reads the stream with fetch; it reconnects after a drop, resuming after the last id.
+ * Follows a server-sent event stream under /api/v1. EventSource cannot send an Authorization
+ * header, so this reads the stream with fetch; after a drop it waits and calls `pathFor`
+ * again, which resumes where the last message left off.
+ * @param {{ pathFor: () => string, onMessage: (msg: SseMessage) => void, onState: (state: StreamState) => void, signal: AbortSignal }} opts
  */
-export function followEvents({ onEvent, onState, signal }) {
-  let after = null;
+export function followStream({ pathFor, onMessage, onState, signal }) {
   const once = async () => {
-    const q = after === null ? 'follow=true&limit=50' : `follow=true&after=${after}`;
-    const res = await fetch(`/api/v1/events?${q}`, { headers: { authorization: `Bearer ${session.token}`, accept: 'text/event-stream' }, signal });
+    const res = await fetch(`/api/v1${pathFor()}`, { headers: { authorization: `Bearer ${session.token}`, accept: 'text/event-stream' }, signal });
     if (res.status === 401 || res.status === 403) return onState(res.status === 401 ? 'unauthorized' : 'forbidden');
     if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
     onState('live');
@@ -76,19 +104,15 @@ export function followEvents({ onEvent, onState, signal }) {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) throw new Error('stream ended');
-      buf = parseSse(buf + value, (m) => {
-        if (m.event === 'ping' || !m.data) return;
-        const e = JSON.parse(m.data);
-        after = e.id;
-        onEvent(e);
-      });
+      buf = parseSse(buf + value, onMessage);
     }
   };
   (async () => {
     while (!signal.aborted) {
       try {
-        const stop = await once();
-        if (stop !== undefined || signal.aborted) return;
+        // `once` only returns (rather than throws) when the token was refused: stop then.
+        await once();
+        return;
       } catch {
         if (signal.aborted) return;
         onState('reconnecting');

@@ -1,5 +1,7 @@
+// @ts-check
 import { html, render, useEffect, useRef, useState } from 'htm/preact/standalone';
-import { api, ApiError, followEvents, session } from './api.js';
+import { ApiError, session } from './api.js';
+import { followEvents, listHosts } from './client.js';
 import { useHashRoute } from './hooks.js';
 import { EventsView } from './views/events.js';
 import { HostsView } from './views/hosts.js';
@@ -7,32 +9,37 @@ import { InstancesView } from './views/instances.js';
 import { InvocationsView } from './views/invocations.js';
 import { ToolsView } from './views/tools.js';
 
-const VIEWS = [
+/** @import { ApiEvent } from './client.js' */
+/** @import { StreamState } from './api.js' */
+
+const VIEWS = /** @type {const} */ ([
   ['tools', 'Tools', ToolsView],
   ['hosts', 'Hosts', HostsView],
   ['instances', 'Instances', InstancesView],
   ['invocations', 'Invocations', InvocationsView],
   ['events', 'Events', EventsView],
-];
+]);
 const MAX_EVENTS = 200;
 
+/** @param {{ onSignedIn: () => void }} props */
 function SignIn({ onSignedIn }) {
-  const [error, setError] = useState(null);
+  const [error, setError] = useState(/** @type {string | null} */ (null));
   const [busy, setBusy] = useState(false);
+  /** @param {SubmitEvent & { currentTarget: HTMLFormElement }} ev */
   const submit = async (ev) => {
     ev.preventDefault();
-    const token = new FormData(ev.currentTarget).get('token').trim();
+    const token = String(new FormData(ev.currentTarget).get('token') ?? '').trim();
     setBusy(true);
     setError(null);
     try {
       // Any user token may sign in; a 403 here only means the role cannot list hosts.
-      await api('GET', '/hosts', undefined, token).catch((e) => {
+      await listHosts(token).catch((e) => {
         if (!(e instanceof ApiError && e.status === 403)) throw e;
       });
       session.set(token);
       onSignedIn();
     } catch (e) {
-      setError(e instanceof ApiError && e.status === 401 ? 'The token was refused.' : `Could not sign in: ${e.message}`);
+      setError(e instanceof ApiError && e.status === 401 ? 'The token was refused.' : `Could not sign in: ${/** @type {Error} */ (e).message}`);
     } finally {
       setBusy(false);
     }
@@ -49,16 +56,18 @@ function SignIn({ onSignedIn }) {
   </main>`;
 }
 
+/** @param {{ onSignOut: () => void }} props */
 function Shell({ onSignOut }) {
   const route = useHashRoute(VIEWS.map((v) => v[0]), 'tools');
-  const [events, setEvents] = useState([]);
+  const [events, setEvents] = useState(/** @type {ApiEvent[]} */ ([]));
   const [tick, setTick] = useState(0);
-  const [live, setLive] = useState('connecting');
-  const heading = useRef(null);
+  const [live, setLive] = useState(/** @type {StreamState | 'connecting'} */ ('connecting'));
+  const heading = useRef(/** @type {HTMLHeadingElement | null} */ (null));
 
   useEffect(() => {
     const ctl = new AbortController();
-    let timer = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let timer;
     followEvents({
       signal: ctl.signal,
       onState: (s) => (s === 'unauthorized' ? onSignOut() : setLive(s)),
@@ -77,7 +86,7 @@ function Shell({ onSignOut }) {
   // A new view takes the focus to its heading, so keyboard and screen-reader users start there.
   useEffect(() => heading.current?.focus(), [route]);
 
-  const [, title, View] = VIEWS.find((v) => v[0] === route);
+  const [, title, View] = VIEWS.find((v) => v[0] === route) ?? VIEWS[0];
   return html`<div class="shell">
     <header>
       <span class="brand">MACHETE</span>
@@ -105,6 +114,6 @@ function App() {
   return signedIn ? html`<${Shell} onSignOut=${signOut} />` : html`<${SignIn} onSignedIn=${() => setSignedIn(true)} />`;
 }
 
-const root = document.getElementById('app');
+const root = /** @type {HTMLElement} */ (document.getElementById('app'));
 root.textContent = '';
 render(html`<${App} />`, root);

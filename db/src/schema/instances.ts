@@ -1,8 +1,8 @@
-import { bigint, index, integer, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, boolean, index, integer, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
 
 /**
  * Desired columns (tool, version, hostId, desired) are written by the scheduler and bump `revision`;
- * observed columns (state, containerId, exitCode, restarts, reason) come from agent status reports.
+ * observed columns (state, containerId, exitCode, restarts, reason, health, crash loop) come from agent status reports.
  * A removed instance stays as a tombstone (desired = 'removed') so agents resuming with a delta learn of it.
  */
 export const instances = pgTable(
@@ -23,6 +23,13 @@ export const instances = pgTable(
     exitCode: integer('exit_code'),
     restarts: integer('restarts').notNull().default(0),
     reason: text('reason'),
+    /** none | starting | healthy | unhealthy; null until an agent reported it. */
+    health: text('health'),
+    crashLoop: boolean('crash_loop').notNull().default(false),
+    backoffSeconds: integer('backoff_seconds'),
+    lastExitCode: integer('last_exit_code'),
+    /** Since when (database clock) the reported container has been running; null when it is not. */
+    runningSince: timestamp('running_since', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },

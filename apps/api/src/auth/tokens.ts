@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { eq } from 'drizzle-orm';
+import { and, eq, isNull, notInArray } from 'drizzle-orm';
 import { jwtVerify, SignJWT } from 'jose';
 import { tokens, type Db } from '../../../../db/src/index.ts';
 import { MacheteError } from '../errors.ts';
@@ -43,6 +43,8 @@ export interface TokenService {
   /** Verifies signature, claims, class and revocation. Throws `unauthenticated`. */
   verify(token: string, kind: TokenKind): Promise<Principal>;
   revoke(id: string): Promise<boolean>;
+  /** Revokes every live agent token of the host except those in `keep`; returns how many. */
+  revokeHost(hostId: string, keep?: string[]): Promise<number>;
 }
 
 /** The only header parameters MACHETE issues; anything else (kid, jku, x5u, jwk, x5c, crit…) is refused. */
@@ -108,6 +110,16 @@ export function createTokenService(db: Db, key: Uint8Array): TokenService {
     async revoke(id) {
       const rows = await db.update(tokens).set({ revokedAt: new Date() }).where(eq(tokens.id, id)).returning({ id: tokens.id });
       return rows.length > 0;
+    },
+
+    async revokeHost(hostId, keep = []) {
+      const live = and(eq(tokens.hostId, hostId), eq(tokens.kind, 'agent'), isNull(tokens.revokedAt));
+      const rows = await db
+        .update(tokens)
+        .set({ revokedAt: new Date() })
+        .where(keep.length ? and(live, notInArray(tokens.id, keep)) : live)
+        .returning({ id: tokens.id });
+      return rows.length;
     },
   };
 }

@@ -8,6 +8,7 @@ import { createErrorHandler, errorBody } from './errorHandler.ts';
 import { auditTrail } from './middleware/audit.ts';
 import { jsonDepthLimit, rateLimit } from './middleware/limits.ts';
 import { agentRoutes } from './routes/agent.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { eventRoutes } from './routes/events.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { instanceRoutes } from './routes/instances.ts';
@@ -47,7 +48,7 @@ export function createApp(d: Deps) {
 
   app.route('/', observabilityRoutes(d));
   app.get('/api/health', (c) =>
-    c.json({ status: 'healthy', version: d.version, connectedAgents: d.connectedHosts().size, time: new Date().toISOString() }),
+    c.json({ status: 'healthy', version: d.version, connectedAgents: d.connectedHosts().size, ...(d.isLeader ? { leader: d.isLeader() } : {}), time: new Date().toISOString() }),
   );
 
   const v1 = new OpenAPIHono();
@@ -60,6 +61,7 @@ export function createApp(d: Deps) {
   v1.route('/', logRoutes(d));
   v1.route('/', eventRoutes(d));
   v1.route('/', agentRoutes(d));
+  v1.route('/', auditRoutes(d));
   app.route('/api/v1', v1);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'User token (admin, operator, viewer or invoker)' });

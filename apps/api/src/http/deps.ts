@@ -2,6 +2,7 @@ import type { Db } from '../../../../db/src/index.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import type { AuditService } from '../services/audit.ts';
 import type { DeploymentService } from '../services/deployments.ts';
 import type { EventLog } from '../services/events.ts';
 import type { HostService } from '../services/hosts.ts';
@@ -28,9 +29,13 @@ export interface Deps {
     secrets: SecretService;
     /** Image allowlist and secret existence, checked before a spec is stored. */
     specPolicy: SpecPolicy;
+    /** Live container audit across the connected agents. */
+    audit: AuditService;
   };
   /** Hosts with a live agent connection (health and metrics). */
   connectedHosts(): Set<string>;
+  /** Whether this replica holds the housekeeping (scheduler) leader lock now; server.ts provides it. */
+  isLeader?(): boolean;
   version: string;
   /** HTTP limits (defaults: DEFAULT_HTTP_LIMITS in app.ts). */
   limits?: HttpLimits;

@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { INSTANCE_STATES, LabelMapSchema, TOOL_NAME_RE, ToolSpecSchema } from '../../../../protocol/src/index.ts';
+import { ContainerAuditSchema, INSTANCE_STATES, LabelMapSchema, TOOL_NAME_RE, ToolSpecSchema } from '../../../../protocol/src/index.ts';
 import { ROLES } from '../auth/tokens.ts';
 
 export const ErrorSchema = z
@@ -123,3 +123,17 @@ export const InvocationSchema = z
     finishedAt: z.string().nullable(),
   })
   .openapi('Invocation');
+
+/** One host's part of a live audit: every container its engine holds, with the findings of each. */
+export const HostAuditSchema = z
+  .object({
+    hostId: z.string(),
+    name: z.string(),
+    status: z.enum(['ok', 'error', 'timeout']).openapi({ description: '`error`: the agent reported a failure or could not be asked; `timeout`: no report in time' }),
+    error: z.string().optional(),
+    containers: z.array(ContainerAuditSchema),
+  })
+  .openapi('HostAudit');
+export const AuditResultSchema = z
+  .object({ hosts: z.array(HostAuditSchema), findings: z.number().int().openapi({ description: 'findings over every container of every host' }) })
+  .openapi('AuditResult');

@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import { PROTOCOL_VERSION, type Hello, type InvocationResult, type LogChunk, type LogEnd, type ServerFrame, type Status } from '../../../../protocol/src/index.ts';
+import { PROTOCOL_VERSION, type AuditReport, type Hello, type InvocationResult, type LogChunk, type LogEnd, type ServerFrame, type Status } from '../../../../protocol/src/index.ts';
 import type { Db } from '../../../../db/src/index.ts';
 import type { Logger } from '../logger.ts';
 import type { FrameMeter } from '../metrics/metrics.ts';
@@ -9,11 +9,14 @@ import type { HostService } from '../services/hosts.ts';
 import type { InstanceService } from '../services/instances.ts';
 import { currentRevision } from '../services/revision.ts';
 import { deltaFor, deltasFor, snapshotFor, withSecrets, type SecretSource } from './desired.ts';
+import { AuditRelay, type HostAuditOutcome } from './audit.ts';
 import { LogRelay, type LogOpenRequest } from './logs.ts';
 import { AgentSession } from './session.ts';
 
 /** A change touching at least this many hosts is pushed with shared delta queries. */
 const BATCH_MIN_HOSTS = 16;
+/** Close code for the session of a host an operator removed (its credential is revoked too). */
+export const CLOSE_HOST_REMOVED = 4004;
 
 export interface HubDeps {
   db: Db;
@@ -39,12 +42,24 @@ export class AgentHub {
   private readonly syncing = new Map<string, Promise<void>>();
   private readonly dirty = new Set<string>();
   private readonly unsubscribe: () => void;
+  private readonly unsubscribeRemoved: () => void;
   private lastSeenWrite = new Map<string, number>();
   /** Log streams relayed from agents to HTTP clients. */
   private readonly logs = new LogRelay((hostId, frame) => this.send(hostId, frame));
+  /** Live audit requests awaiting their agents' reports. */
+  private readonly audits = new AuditRelay((hostId, frame) => this.send(hostId, frame));
 
   constructor(private readonly d: HubDeps) {
     this.unsubscribe = d.feed.subscribe((ids) => this.push(ids));
+    this.unsubscribeRemoved = d.feed.subscribeRemoved((ids) => ids.forEach((id) => void this.dropRemoved(id)));
+  }
+
+  /** A removed host's agent is sent its tombstones first (so it stops those containers), then cut off. */
+  private async dropRemoved(hostId: string): Promise<void> {
+    const s = this.sessions.get(hostId);
+    if (!s) return;
+    await this.sync(hostId);
+    s.close(CLOSE_HOST_REMOVED, 'host removed');
   }
 
   connectedHosts(): Set<string> {
@@ -60,6 +75,11 @@ export class AgentHub {
   /** Opens a log stream on the host's agent (see hub/logs.ts); throws unavailable when it is not connected here. */
   openLogs(hostId: string, req: LogOpenRequest) {
     return this.logs.open(hostId, req);
+  }
+
+  /** Asks the host's agent to inspect every container on its engine (see hub/audit.ts); never rejects. */
+  audit(hostId: string, timeoutMs: number): Promise<HostAuditOutcome> {
+    return this.audits.ask(hostId, timeoutMs);
   }
 
   /** Takes over an authenticated socket. A newer connection for the same host wins; the older is closed. */
@@ -84,7 +104,8 @@ export class AgentHub {
     },
     onStatus: async (s: AgentSession, st: Status) => {
       const { foreign } = await this.d.instances.applyStatus(s.hostId, st.instances);
-      await this.d.hosts.seen(s.hostId, st.revision);
+      // The host was removed and this replica missed the notification: cut the session off now.
+      if (!(await this.d.hosts.seen(s.hostId, st.revision))) return s.close(CLOSE_HOST_REMOVED, 'host removed');
       // Replacements that now run may let a drain stop its originals.
       await this.d.hosts.afterStatus(st.instances);
       if (foreign.length) {
@@ -107,12 +128,16 @@ export class AgentHub {
       // Late frames of a cancelled stream are expected; frames for streams never opened here are ignored too.
       this.logs.onFrame(s.hostId, f);
     },
+    onAuditReport: (s: AgentSession, f: AuditReport) => {
+      // Reports that arrive after their request timed out are expected; unknown ids are ignored too.
+      this.audits.onReport(s.hostId, f);
+    },
     onHeartbeat: async (s: AgentSession) => {
       const now = Date.now();
       // lastSeenAt only needs grace-period precision: write at most every 5 s per host.
       if (now - (this.lastSeenWrite.get(s.hostId) ?? 0) < 5000) return;
       this.lastSeenWrite.set(s.hostId, now);
-      await this.d.hosts.seen(s.hostId);
+      if (!(await this.d.hosts.seen(s.hostId))) s.close(CLOSE_HOST_REMOVED, 'host removed');
     },
     onRefused: (s: AgentSession, reason: string) => {
       void this.d.events.refused({ actor: `host:${s.hostId}`, action: 'agent.frame', reason }).catch((err) => this.d.log.warn({ err }, 'audit write failed'));
@@ -120,6 +145,7 @@ export class AgentHub {
     onClose: (s: AgentSession) => {
       // Streams were opened on this connection; a newer one for the host starts with none.
       this.logs.hostGone(s.hostId);
+      this.audits.hostGone(s.hostId);
       if (this.sessions.get(s.hostId) === s) {
         this.sessions.delete(s.hostId);
         void this.d.hosts.seen(s.hostId).catch(() => {});
@@ -211,7 +237,9 @@ export class AgentHub {
 
   async close(): Promise<void> {
     this.unsubscribe();
+    this.unsubscribeRemoved();
     this.logs.closeAll();
+    this.audits.closeAll();
     for (const s of this.sessions.values()) s.close(1001, 'server shutting down');
     await Promise.allSettled(this.syncing.values());
   }

@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import { parseAgentFrame, PROTOCOL_VERSION, type Hello, type InvocationResult, type LogChunk, type LogEnd, type ServerFrame, type Status } from '../../../../protocol/src/index.ts';
+import { parseAgentFrame, PROTOCOL_VERSION, type AuditReport, type Hello, type InvocationResult, type LogChunk, type LogEnd, type ServerFrame, type Status } from '../../../../protocol/src/index.ts';
 import type { Logger } from '../logger.ts';
 import type { FrameMeter } from '../metrics/metrics.ts';
 
@@ -15,6 +15,8 @@ export interface SessionHandlers {
   onInvocationResult(s: AgentSession, result: InvocationResult): Promise<void>;
   /** Output of a log stream (ignored unless the server opened it on this host). */
   onLog(s: AgentSession, frame: LogChunk | LogEnd): void;
+  /** A live audit report (ignored unless the server asked this host for it). */
+  onAuditReport(s: AgentSession, frame: AuditReport): void;
   onClose(s: AgentSession): void;
   /** The session refused something the agent sent or did (audited by the hub). */
   onRefused(s: AgentSession, reason: string): void;
@@ -110,6 +112,7 @@ export class AgentSession {
     if (f.type === 'heartbeat') return this.handlers.onHeartbeat(this);
     if (f.type === 'invocationResult') return this.handlers.onInvocationResult(this, f.result);
     if (f.type === 'logChunk' || f.type === 'logEnd') return this.handlers.onLog(this, f);
+    if (f.type === 'auditReport') return this.handlers.onAuditReport(this, f);
     this.handlers.onRefused(this, 'second hello');
     this.send({ type: 'error', code: 'unexpected_frame', message: 'hello already received' });
   }

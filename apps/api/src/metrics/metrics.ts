@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AgentFrameSchema, ServerFrameSchema } from '../../../../protocol/src/index.ts';
 import type { Db } from '../../../../db/src/index.ts';
 import type { EventLog } from '../services/events.ts';
 
@@ -29,9 +30,12 @@ export interface MetricsSources {
   db: Db;
   events: EventLog;
   connectedHosts(): Set<string>;
+  /** Whether this replica is the housekeeping leader (absent: not reported). */
+  isLeader?(): boolean;
 }
 
-const FRAME_TYPES = new Set(['hello', 'status', 'heartbeat', 'invocationResult', 'welcome', 'snapshot', 'delta', 'invoke', 'cancel', 'error']);
+/** Every frame type of the protocol, both ways: the `type` label stays a closed set as the protocol grows. */
+const FRAME_TYPES = new Set([...AgentFrameSchema.options, ...ServerFrameSchema.options].map((o) => String(o.shape.type.value)));
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const INVOCATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -48,6 +52,15 @@ export function createMetrics(src: MetricsSources): Metrics {
       this.set(src.connectedHosts().size);
     },
   });
+  if (src.isLeader) {
+    const isLeader = src.isLeader;
+    new Gauge({
+      name: 'machete_leader', help: '1 while this control-plane replica holds the scheduler/housekeeping leader lock, else 0', registers,
+      collect() {
+        this.set(isLeader() ? 1 : 0);
+      },
+    });
+  }
   instancesByState(src.db, registers);
   hostsByStatus(src.db, registers);
 

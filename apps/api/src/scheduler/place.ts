@@ -1,6 +1,7 @@
 /**
- * Pure placement for one tool: which instances to add, place, move to a new version, remove
- * or declare lost so that `replicas` run on eligible hosts with room, spread as evenly as possible.
+ * Pure placement for one tool: which instances to add, place, remove or declare lost so that
+ * `replicas` run on eligible hosts with room, spread as evenly as possible. Which version they
+ * run is the rollout's decision (rollout.ts): placement adds at `version` and never changes one.
  */
 export interface Resources {
   cpus: number;
@@ -28,7 +29,6 @@ export interface LiveInstance {
 }
 export interface ToolPlanInput {
   replicas: number;
-  version: number;
   placementLabels: Record<string, string>;
   /** What one replica reserves (resources.cpus, resources.memoryMb); absent: nothing is counted. */
   resources?: Resources;
@@ -40,8 +40,6 @@ export interface ToolPlan {
   add: { hostId: string | null }[];
   /** Pending instances that now have a host. */
   place: { id: string; hostId: string }[];
-  /** Instances to move to the target version in place. */
-  update: string[];
   remove: string[];
   /** On a down (or vanished) host: no longer counted, replaced elsewhere. */
   lost: string[];
@@ -175,7 +173,6 @@ export function planTool(input: ToolPlanInput): ToolPlan {
   }
   const add: { hostId: string | null }[] = [];
   for (let n = kept.length; n < input.replicas; n++) add.push({ hostId: pick() });
-  const update = kept.filter((i) => i.version !== input.version).map((i) => i.id);
   const unplaced = stillPending.length > 0 || add.some((a) => a.hostId === null);
   const pendingReason = unplaced ? pendingReasonFor(input, hosts.length, room) : null;
   const repend = stillPending.filter((i) => i.reason !== pendingReason).map((i) => ({ id: i.id, reason: pendingReason! }));
@@ -185,5 +182,5 @@ export function planTool(input: ToolPlanInput): ToolPlan {
   const canGo = Math.max(0, Math.min(leaving.length, serving + leaving.length - input.replicas));
   const evacuated = leaving.slice(0, canGo).map((i) => i.id);
   const remove = [...removed, ...evacuated];
-  return { add, place, update, remove, lost, leaving: leaving.slice(canGo).map((i) => i.id), evacuated, repend, pendingReason };
+  return { add, place, remove, lost, leaving: leaving.slice(canGo).map((i) => i.id), evacuated, repend, pendingReason };
 }

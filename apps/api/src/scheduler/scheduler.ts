@@ -1,18 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import { and, eq, inArray, ne, sql } from 'drizzle-orm';
+import type { PgUpdateSetSource } from 'drizzle-orm/pg-core';
+import type { ToolSpec } from '../../../../protocol/src/index.ts';
 import { deployments, hosts, instances, tools, toolVersions, type Db, type Tx } from '../../../../db/src/index.ts';
 import { bumpRevision } from '../services/revision.ts';
 import { scheduleWarm } from './warm.ts';
 import { planTool, type CandidateHost, type ToolPlan } from './place.ts';
+import { DEFAULT_ROLLOUT_POLICY, stepRollout, targetVersion, type RolloutNote, type RolloutPolicy, type RolloutStep } from './rollout.ts';
+import { recordColumns, recordOf, rolloutInstances, saveRecord } from './rolloutDb.ts';
 
 export const newInstanceId = () => `i${randomBytes(8).toString('hex')}`;
 
 /** What a scheduling pass did that an operator should be told about (recorded as lifecycle events after commit). */
 export interface ScheduleNote {
-  action: 'replicas.lost' | 'replicas.replaced' | 'replicas.pending' | 'drain.originals.removed' | 'drain.waiting';
+  action: 'replicas.lost' | 'replicas.replaced' | 'replicas.pending' | 'drain.originals.removed' | 'drain.waiting' | RolloutNote['action'];
   target: string;
   reason: string;
   data: Record<string, unknown>;
+  /** Absent: ok. A rollback is an `error`: the version the operator asked for did not run. */
+  outcome?: 'ok' | 'error';
 }
 
 // Inserts stay under PostgreSQL's 65,535 bind parameters (9 per row).
@@ -22,9 +28,10 @@ const INSERT_CHUNK = 5_000;
  * Makes one tool's instances match its deployment, inside the caller's transaction.
  * Stamps changes with `revision` when the caller already bumped it for this transaction,
  * else bumps once if anything changed. Returns the hosts whose desired state moved.
- * `notes`, when given, collects what an operator should hear about (lost, replaced, pending).
+ * `notes`, when given, collects what an operator should hear about (lost, replaced, pending, rollouts).
+ * Which version runs is the rollout's call (rollout.ts); where instances run is placement's (place.ts).
  */
-export async function scheduleTool(tx: Tx, tool: string, revision?: number, notes?: ScheduleNote[]): Promise<Set<string>> {
+export async function scheduleTool(tx: Tx, tool: string, revision?: number, notes?: ScheduleNote[], policy: RolloutPolicy = DEFAULT_ROLLOUT_POLICY): Promise<Set<string>> {
   const touched = new Set<string>();
   // Row lock: two schedulers for the same tool must not both add the missing replicas.
   await tx.select({ name: tools.name }).from(tools).where(eq(tools.name, tool)).for('update');
@@ -33,62 +40,63 @@ export async function scheduleTool(tx: Tx, tool: string, revision?: number, note
   revision = warm.revision;
   warm.touched.forEach((h) => touched.add(h));
   const [dep] = await tx
-    .select({ replicas: deployments.replicas, pinned: deployments.version, current: tools.currentVersion })
+    .select({ replicas: deployments.replicas, pinned: deployments.version, current: tools.currentVersion, ...recordColumns })
     .from(tools)
     .leftJoin(deployments, eq(deployments.tool, tools.name))
     .where(eq(tools.name, tool));
-  const live = await tx
-    .select({ id: instances.id, hostId: instances.hostId, version: instances.version, state: instances.state, reason: instances.reason })
-    .from(instances)
-    .where(and(eq(instances.tool, tool), eq(instances.kind, 'replica'), ne(instances.desired, 'removed')));
+  const rows = await rolloutInstances(tx, tool);
   const replicas = dep?.replicas ?? 0;
-  const version = dep?.pinned ?? dep?.current ?? 0;
-  if (replicas === 0 && live.length === 0) return touched;
+  if (replicas === 0 && rows.length === 0) return touched;
+  const hostList = await candidateHosts(tx);
+  const hostStatus = new Map(hostList.map((h) => [h.id, h.status]));
+  const live = rows.map((r) => ({ ...r, hostUp: r.hostId === null || (hostStatus.has(r.hostId) && hostStatus.get(r.hostId) !== 'down') }));
 
-  const [spec] = version
-    ? await tx.select({ spec: toolVersions.spec }).from(toolVersions).where(and(eq(toolVersions.tool, tool), eq(toolVersions.version, version)))
-    : [];
+  const record = recordOf(dep);
+  const desiredVersion = dep?.pinned ?? dep?.current ?? 0;
+  const spec = await specOf(tx, tool, targetVersion(desiredVersion, record));
+  const step = stepRollout({ replicas, desiredVersion, record, instances: live, healthChecked: !!spec?.healthCheck, now: Date.now(), policy });
+  // A rollback in this step moved the target: place by the spec of the version it returns to.
+  const versionSpec = step.target === targetVersion(desiredVersion, record) ? spec : await specOf(tx, tool, step.target);
+  if (dep?.replicas != null) await saveRecord(tx, tool, record, step.record);
   const plan = planTool({
-    replicas,
-    version,
-    placementLabels: spec?.spec.placement.labels ?? {},
-    ...(spec ? { resources: { cpus: spec.spec.resources.cpus, memoryMb: spec.spec.resources.memoryMb } } : {}),
-    instances: live,
-    hosts: await candidateHosts(tx),
+    replicas: replicas + step.surge,
+    placementLabels: versionSpec?.placement.labels ?? {},
+    ...(versionSpec ? { resources: { cpus: versionSpec.resources.cpus, memoryMb: versionSpec.resources.memoryMb } } : {}),
+    instances: step.counted,
+    hosts: hostList,
   });
-  const now = new Date();
   // A new reason on a still-pending instance is observed state: no revision, no push.
-  for (const r of plan.repend) await tx.update(instances).set({ reason: r.reason, updatedAt: now }).where(eq(instances.id, r.id));
-  if (notes) notes.push(...notesFor(tool, plan, live));
-  if (!plan.add.length && !plan.place.length && !plan.update.length && !plan.remove.length && !plan.lost.length) return touched;
-
+  for (const r of plan.repend) await tx.update(instances).set({ reason: r.reason, updatedAt: new Date() }).where(eq(instances.id, r.id));
+  if (notes) notes.push(...step.notes.map((n) => ({ ...n, target: tool })), ...notesFor(tool, plan, live));
+  if (!step.tombstone.length && !step.stop.length && !plan.add.length && !plan.place.length && !plan.remove.length && !plan.lost.length) return touched;
   revision ??= await bumpRevision(tx);
+  (await writeChanges(tx, tool, revision, step, plan, live)).forEach((h) => touched.add(h));
+  return touched;
+}
+
+/** Applies a rollout step and a placement plan under one revision; returns the hosts they touch. */
+async function writeChanges(tx: Tx, tool: string, revision: number, step: RolloutStep, plan: ToolPlan, live: { id: string; hostId: string | null }[]): Promise<Set<string>> {
+  const touched = new Set<string>();
+  const now = new Date();
   const hostOf = new Map(live.map((i) => [i.id, i.hostId]));
   const mark = (ids: string[]) => ids.forEach((id) => touched.add(hostOf.get(id) ?? ''));
-  if (plan.lost.length) {
-    // Tombstoned, so the host's agent stops these copies when it comes back (its next delta or snapshot omits them).
-    await tx
-      .update(instances)
-      .set({ desired: 'removed', state: 'lost', reason: sql`'host ' || ${instances.hostId} || ' is down'`, revision, updatedAt: now })
-      .where(inArray(instances.id, plan.lost));
-    mark(plan.lost);
-  }
-  if (plan.remove.length) {
-    await tx.update(instances).set({ desired: 'removed', revision, updatedAt: now }).where(inArray(instances.id, plan.remove));
-    mark(plan.remove);
-  }
+  const set = (ids: string[], values: PgUpdateSetSource<typeof instances>) =>
+    ids.length ? tx.update(instances).set({ ...values, revision, updatedAt: now }).where(inArray(instances.id, ids)) : undefined;
+  await set(step.tombstone, { desired: 'removed' });
+  // Stopped, not removed: its agent reports when the container is down, and only then does the next surge start.
+  await set(step.stop, { desired: 'stopped' });
+  // Lost ones are tombstoned, so the host's agent stops these copies when it comes back (its next delta or snapshot omits them).
+  await set(plan.lost, { desired: 'removed', state: 'lost', reason: sql`'host ' || ${instances.hostId} || ' is down'` });
+  await set(plan.remove, { desired: 'removed' });
+  mark([...step.tombstone, ...step.stop, ...plan.lost, ...plan.remove]);
   for (const p of plan.place) {
     await tx.update(instances).set({ hostId: p.hostId, revision, reason: null, updatedAt: now }).where(eq(instances.id, p.id));
     touched.add(p.hostId);
   }
-  if (plan.update.length) {
-    await tx.update(instances).set({ version, revision, updatedAt: now }).where(inArray(instances.id, plan.update));
-    mark(plan.update);
-  }
-  const rows = plan.add.map((a) => ({
+  const added = plan.add.map((a) => ({
     id: newInstanceId(),
     tool,
-    version,
+    version: step.target,
     kind: 'replica',
     hostId: a.hostId,
     desired: 'running',
@@ -96,10 +104,16 @@ export async function scheduleTool(tx: Tx, tool: string, revision?: number, note
     state: 'pending',
     reason: a.hostId ? null : plan.pendingReason,
   }));
-  for (let i = 0; i < rows.length; i += INSERT_CHUNK) await tx.insert(instances).values(rows.slice(i, i + INSERT_CHUNK));
+  for (let i = 0; i < added.length; i += INSERT_CHUNK) await tx.insert(instances).values(added.slice(i, i + INSERT_CHUNK));
   plan.add.forEach((a) => a.hostId && touched.add(a.hostId));
   touched.delete('');
   return touched;
+}
+
+async function specOf(tx: Tx, tool: string, version: number): Promise<ToolSpec | undefined> {
+  if (!version) return undefined;
+  const [row] = await tx.select({ spec: toolVersions.spec }).from(toolVersions).where(and(eq(toolVersions.tool, tool), eq(toolVersions.version, version)));
+  return row?.spec;
 }
 
 function notesFor(tool: string, plan: ToolPlan, live: { id: string; hostId: string | null }[]): ScheduleNote[] {
@@ -158,12 +172,22 @@ async function candidateHosts(tx: Tx): Promise<CandidateHost[]> {
  * Re-runs placement for every deployed tool (host came up or went down, drain, periodic sweep).
  * `onNotes` hears each tool's notes after its transaction committed.
  */
-export async function scheduleAll(db: Db, onNotes?: (notes: ScheduleNote[]) => Promise<void>): Promise<Set<string>> {
-  const names = await db.select({ name: tools.name }).from(tools);
+export async function scheduleAll(db: Db, onNotes?: (notes: ScheduleNote[]) => Promise<void>, policy?: RolloutPolicy): Promise<Set<string>> {
+  return scheduleTools(db, (await db.select({ name: tools.name }).from(tools)).map((t) => t.name), onNotes, policy);
+}
+
+/** Runs the next step of every rollout in progress (the leader's rollout tick). */
+export async function advanceRollouts(db: Db, onNotes?: (notes: ScheduleNote[]) => Promise<void>, policy?: RolloutPolicy): Promise<Set<string>> {
+  const rolling = await db.select({ tool: deployments.tool }).from(deployments).where(eq(deployments.rolloutState, 'progressing'));
+  return scheduleTools(db, rolling.map((r) => r.tool), onNotes, policy);
+}
+
+/** One transaction per tool, so one tool's trouble neither blocks nor rolls back another's. */
+async function scheduleTools(db: Db, names: string[], onNotes?: (notes: ScheduleNote[]) => Promise<void>, policy?: RolloutPolicy): Promise<Set<string>> {
   const touched = new Set<string>();
-  for (const { name } of names) {
+  for (const name of names) {
     const notes: ScheduleNote[] = [];
-    const t = await db.transaction((tx) => scheduleTool(tx, name, undefined, notes));
+    const t = await db.transaction((tx) => scheduleTool(tx, name, undefined, notes, policy));
     t.forEach((h) => touched.add(h));
     if (notes.length && onNotes) await onNotes(notes);
   }

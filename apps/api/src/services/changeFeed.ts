@@ -7,20 +7,31 @@ import { EventEmitter } from 'node:events';
 export interface ChangeFeed {
   publish(hostIds: Iterable<string | null>): void;
   subscribe(fn: (hostIds: string[]) => void): () => void;
+  /** Hosts an operator removed: whichever replica holds their agents' connections closes them. */
+  publishRemoved(hostIds: string[]): void;
+  subscribeRemoved(fn: (hostIds: string[]) => void): () => void;
 }
+
+const unique = (hostIds: Iterable<string | null>) => [...new Set([...hostIds].filter((h): h is string => !!h))];
 
 export function createLocalChangeFeed(): ChangeFeed {
   const ee = new EventEmitter();
   ee.setMaxListeners(0);
+  const on = (event: string, fn: (hostIds: string[]) => void) => {
+    ee.on(event, fn);
+    return () => void ee.off(event, fn);
+  };
   return {
     publish(hostIds) {
-      const ids = [...new Set([...hostIds].filter((h): h is string => !!h))];
+      const ids = unique(hostIds);
       if (ids.length) ee.emit('change', ids);
     },
-    subscribe(fn) {
-      ee.on('change', fn);
-      return () => ee.off('change', fn);
+    subscribe: (fn) => on('change', fn),
+    publishRemoved(hostIds) {
+      const ids = unique(hostIds);
+      if (ids.length) ee.emit('removed', ids);
     },
+    subscribeRemoved: (fn) => on('removed', fn),
   };
 }
 
@@ -38,22 +49,27 @@ export async function createPgChangeFeed(
   onError: (err: unknown) => void,
 ): Promise<ChangeFeed & { close(): Promise<void> }> {
   const local = createLocalChangeFeed();
+  const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+  // A change is a bare array of host ids; a removal is {"removed": [...]} on the same channel.
   const unlisten = await database.listen(CHANNEL, (payload) => {
     try {
-      const ids = JSON.parse(payload) as unknown;
-      if (Array.isArray(ids)) local.publish(ids.filter((x): x is string => typeof x === 'string'));
+      const msg = JSON.parse(payload) as unknown;
+      if (Array.isArray(msg)) local.publish(strings(msg));
+      else if (msg && typeof msg === 'object') local.publishRemoved(strings((msg as { removed?: unknown }).removed));
     } catch (err) {
       onError(err);
     }
   });
+  const send = (ids: string[], wrap: (chunk: string[]) => unknown) => {
+    for (let i = 0; i < ids.length; i += IDS_PER_NOTIFY) {
+      database.notify(CHANNEL, JSON.stringify(wrap(ids.slice(i, i + IDS_PER_NOTIFY)))).catch(onError);
+    }
+  };
   return {
-    publish(hostIds) {
-      const ids = [...new Set([...hostIds].filter((h): h is string => !!h))];
-      for (let i = 0; i < ids.length; i += IDS_PER_NOTIFY) {
-        database.notify(CHANNEL, JSON.stringify(ids.slice(i, i + IDS_PER_NOTIFY))).catch(onError);
-      }
-    },
+    publish: (hostIds) => send(unique(hostIds), (chunk) => chunk),
     subscribe: (fn) => local.subscribe(fn),
+    publishRemoved: (hostIds) => send(unique(hostIds), (chunk) => ({ removed: chunk })),
+    subscribeRemoved: (fn) => local.subscribeRemoved(fn),
     close: unlisten,
   };
 }

@@ -2,12 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { and, asc, eq, inArray, lt, ne, sql } from 'drizzle-orm';
 import type { Hello } from '../../../../protocol/src/index.ts';
 import { hosts, instances, toolVersions } from '../../../../db/src/index.ts';
-import { notFound } from '../errors.ts';
+import { MacheteError, notFound } from '../errors.ts';
 import { scheduleAll, scheduleTool, type ScheduleNote } from '../scheduler/scheduler.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { ServiceDeps } from './deps.ts';
+import { bumpRevision } from './revision.ts';
 
+/** Default lifetime of a host credential (MACHETE_AGENT_TOKEN_TTL_SECONDS). */
 export const AGENT_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
+const credentialRefused = () => new MacheteError('unauthenticated', 'missing, invalid, expired or revoked token');
 
 export interface HostView {
   id: string;
@@ -20,7 +23,8 @@ export interface HostView {
   allocated: { cpus: number; memoryMb: number; instances: number };
 }
 
-export function createHostService({ db, feed, events }: ServiceDeps, tokens: TokenService) {
+export function createHostService({ db, feed, events }: ServiceDeps, tokens: TokenService, opts: { agentTokenTtlSeconds?: number } = {}) {
+  const agentTtl = opts.agentTokenTtlSeconds ?? AGENT_TOKEN_TTL_SECONDS;
   /** Scheduler notes become lifecycle events, after the change they describe committed. */
   const recordNotes = async (notes: ScheduleNote[]) => {
     for (const n of notes) await events.record({ kind: 'lifecycle', actor: 'scheduler', action: n.action, target: n.target, outcome: 'ok', reason: n.reason, data: n.data });
@@ -55,9 +59,54 @@ export function createHostService({ db, feed, events }: ServiceDeps, tokens: Tok
     async enroll(name: string, labels: Record<string, string>): Promise<{ hostId: string; token: string; expiresAt: Date }> {
       const hostId = `h${randomBytes(8).toString('hex')}`;
       await db.insert(hosts).values({ id: hostId, name, labels, status: 'down' });
-      const t = await tokens.issue({ kind: 'agent', hostId, ttlSeconds: AGENT_TOKEN_TTL_SECONDS, name });
+      const t = await tokens.issue({ kind: 'agent', hostId, ttlSeconds: agentTtl, name });
       await events.record({ kind: 'audit', actor: `host:${hostId}`, action: 'host.enroll', target: hostId, outcome: 'ok', data: { name } });
       return { hostId, token: t.token, expiresAt: t.expiresAt };
+    },
+
+    /**
+     * A fresh credential (new jti) for an enrolled host, traded for a valid one. The presented
+     * token stays valid until it expires: an agent that dies before the new one reaches its disk
+     * still holds a working credential. Every older token of the host is revoked, so at most two
+     * are ever live. A removed host cannot renew: its row is gone and its tokens are revoked.
+     */
+    async renew(hostId: string, presentedTokenId: string): Promise<{ hostId: string; token: string; expiresAt: Date }> {
+      const [h] = await db.select({ name: hosts.name }).from(hosts).where(eq(hosts.id, hostId));
+      if (!h) throw credentialRefused();
+      const t = await tokens.issue({ kind: 'agent', hostId, ttlSeconds: agentTtl, name: h.name });
+      await tokens.revokeHost(hostId, [presentedTokenId, t.id]);
+      // Removed while we issued: remove() may have revoked before our token existed, so revoke again.
+      if (!(await svc.exists(hostId))) {
+        await tokens.revokeHost(hostId);
+        throw credentialRefused();
+      }
+      await events.record({ kind: 'audit', actor: `host:${hostId}`, action: 'host.credential.renew', target: hostId, outcome: 'ok', data: { expiresAt: t.expiresAt.toISOString() } });
+      return { hostId, token: t.token, expiresAt: t.expiresAt };
+    },
+
+    /**
+     * Forgets a host: its credentials stop working at once (revoked; connect and renew also
+     * check that the host exists), its instances are tombstoned, so the agent, while still
+     * connected, is told to stop them, and the scheduler places their replacements elsewhere.
+     */
+    async remove(id: string, actor: string): Promise<void> {
+      const tombstoned = await db.transaction(async (tx) => {
+        const rows = await tx.delete(hosts).where(eq(hosts.id, id)).returning({ id: hosts.id });
+        if (!rows.length) return null;
+        const revision = await bumpRevision(tx);
+        const gone = await tx
+          .update(instances)
+          .set({ desired: 'removed', state: 'lost', reason: 'host removed', revision, updatedAt: new Date() })
+          .where(and(eq(instances.hostId, id), ne(instances.desired, 'removed')))
+          .returning({ id: instances.id });
+        return gone.length;
+      });
+      if (tombstoned === null) throw notFound('host');
+      const revoked = await tokens.revokeHost(id);
+      await events.record({ kind: 'audit', actor, action: 'host.remove', target: id, outcome: 'ok', data: { revokedTokens: revoked, instances: tombstoned } });
+      // Every replica closes the host's agent session after sending it the tombstones.
+      feed.publishRemoved([id]);
+      await reschedule();
     },
 
     async exists(hostId: string): Promise<boolean> {
@@ -106,11 +155,14 @@ export function createHostService({ db, feed, events }: ServiceDeps, tokens: Tok
       }
     },
 
-    async seen(hostId: string, appliedRevision?: number): Promise<void> {
-      await db
+    /** Records contact; false when the host no longer exists (removed meanwhile). */
+    async seen(hostId: string, appliedRevision?: number): Promise<boolean> {
+      const rows = await db
         .update(hosts)
         .set(appliedRevision === undefined ? { lastSeenAt: new Date() } : { lastSeenAt: new Date(), appliedRevision })
-        .where(eq(hosts.id, hostId));
+        .where(eq(hosts.id, hostId))
+        .returning({ id: hosts.id });
+      return rows.length > 0;
     },
 
     /** Hosts silent for longer than the grace period are down (their containers keep running). */

@@ -1,5 +1,6 @@
-import path from 'node:path';
 import type { ComposeFile } from './load.ts';
+
+export { normalizeHostPath, socketReason } from '../../../../protocol/src/sockets.ts';
 
 /**
  * Which host paths a service's volumes bring in, in every syntax compose accepts
@@ -13,52 +14,7 @@ export interface HostMount {
   via: 'bind' | 'volume' | 'npipe';
 }
 
-/** Engine and runtime control sockets; `*` matches one path segment. /var/run forms are added below. */
-const SOCKETS = [
-  '/run/docker.sock',
-  '/run/docker/containerd/containerd.sock',
-  '/run/containerd/containerd.sock',
-  '/run/containerd/containerd.sock.ttrpc',
-  '/run/crio/crio.sock',
-  '/run/podman/podman.sock',
-  '/run/buildkit/buildkitd.sock',
-  '/run/dockershim.sock',
-  '/run/user/*/docker.sock',
-  '/run/user/*/podman/podman.sock',
-  '/run/user/*/containerd/containerd.sock',
-];
-const ALL_SOCKETS = [...SOCKETS, ...SOCKETS.map((s) => `/var${s}`)].map((s) => s.split('/').filter(Boolean));
-
 const isMap = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
-
-/** Host paths as the engine sees them: `//`, `.`, `..` and trailing slashes resolved; /proc/PID/root/X is X. */
-export function normalizeHostPath(p: string): string {
-  let n = path.posix.normalize(p.replace(/\\/g, '/'));
-  if (n.length > 1) n = n.replace(/\/+$/, '');
-  // /proc/1/root is the host's root as pid 1 sees it (also /proc/self/root, /proc/thread-self/root).
-  const m = /^\/proc\/[^/]+\/root(\/.*)?$/.exec(n);
-  if (m) return m[1] ?? '/';
-  return n;
-}
-
-/** Why a host path is an engine socket, or something containing one; null when it is neither. */
-export function socketReason(source: string): string | null {
-  if (/^\/\/\.\/pipe\/docker_engine/i.test(source) || /^\\\\\.\\pipe\\docker_engine/i.test(source)) return 'the Docker engine named pipe';
-  if (!source.startsWith('/')) {
-    return /\.sock$/i.test(source) ? 'a unix socket' : null;
-  }
-  const n = normalizeHostPath(source);
-  const segs = n.split('/').filter(Boolean);
-  for (const sock of ALL_SOCKETS) {
-    if (segs.length > sock.length) continue;
-    if (segs.every((s, i) => sock[i] === '*' || sock[i] === s)) {
-      const full = `/${sock.join('/')}`;
-      return segs.length === sock.length ? `the engine socket ${full}` : `a directory holding the engine socket ${full}`;
-    }
-  }
-  if (/\.sock$/i.test(n) || /(^|\/)docker\.sock/i.test(n)) return 'a unix socket';
-  return null;
-}
 
 /** A named volume that the local driver turns into a bind of a host directory (`o: bind`, `device: /x`). */
 function namedVolumeDevice(file: ComposeFile, name: string): string | null {

@@ -1,3 +1,4 @@
+import { DANGEROUS_CAPS, normalizeCap } from '../../../../protocol/src/containerAudit.ts';
 import { loadCompose, type ComposeFile, type Env } from './load.ts';
 import { hostMounts, socketReason } from './mounts.ts';
 
@@ -124,11 +125,9 @@ function hostNamespaces(name: string, svc: Svc): Finding[] {
     .map((k) => ({ rule: 'host-namespace' as const, severity: 'high' as const, service: name, message: `${k}: host shares the host's ${k === 'network_mode' ? 'network' : k} namespace` }));
 }
 
-/** Capabilities that amount to host control or a container escape. */
-const DANGEROUS_CAPS = new Set(['ALL', 'SYS_ADMIN', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_PTRACE', 'SYS_BOOT', 'SYS_TIME', 'NET_ADMIN', 'NET_RAW', 'DAC_READ_SEARCH', 'DAC_OVERRIDE', 'BPF', 'PERFMON', 'MAC_ADMIN', 'MAC_OVERRIDE', 'SYSLOG', 'MKNOD', 'LINUX_IMMUTABLE', 'AUDIT_CONTROL', 'SETFCAP']);
 function dangerousCaps(name: string, svc: Svc): Finding[] {
   return strings(svc.cap_add)
-    .map((c) => c.trim().toUpperCase().replace(/^CAP_/, ''))
+    .map(normalizeCap)
     .filter((c) => DANGEROUS_CAPS.has(c))
     .map((c) => ({ rule: 'dangerous-capability' as const, severity: 'high' as const, service: name, message: `cap_add: ${c}` }));
 }

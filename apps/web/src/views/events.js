@@ -1,7 +1,13 @@
+// @ts-check
 import { html } from 'htm/preact/standalone';
 import { fmtTime } from './common.js';
 
-/** Events arrive live from the shell's one stream; newest first here. */
+/** @import { ApiEvent } from '../client.js' */
+
+/**
+ * Events arrive live from the shell's one stream; newest first here.
+ * @param {{ events: ApiEvent[] }} props
+ */
 export function EventsView({ events }) {
   const rows = [...events].reverse();
   return html`<div role="log" aria-label="Live events"><table>

@@ -1,9 +1,18 @@
+// @ts-check
 import { html } from 'htm/preact/standalone';
+import { listHosts, listInstances } from '../client.js';
 import { useApi } from '../hooks.js';
 import { ErrorNote, fmtTime, labelsText, StateBadge } from './common.js';
 
-/** Tools running on each host, as "tool ×n". */
+/** @import { Instance } from '../client.js' */
+
+/**
+ * Tools running on each host, as tool → number of running replicas (shown as "tool ×n").
+ * @param {Instance[] | null} instances
+ * @returns {Map<string, Record<string, number>>}
+ */
 function runningByHost(instances) {
+  /** @type {Map<string, Record<string, number>>} */
   const m = new Map();
   for (const i of instances ?? []) {
     if (!i.hostId || i.desired === 'removed') continue;
@@ -14,9 +23,10 @@ function runningByHost(instances) {
   return m;
 }
 
+/** @param {{ tick: number }} props */
 export function HostsView({ tick }) {
-  const hosts = useApi('/hosts', tick);
-  const instances = useApi('/instances', tick);
+  const hosts = useApi('hosts', () => listHosts(), tick);
+  const instances = useApi('instances', () => listInstances(), tick);
   const running = runningByHost(instances.data);
   return html`<${ErrorNote} error=${hosts.error} />
     <table>

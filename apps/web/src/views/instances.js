@@ -1,14 +1,21 @@
+// @ts-check
 import { html, useState } from 'htm/preact/standalone';
+import { listInstances } from '../client.js';
 import { useApi } from '../hooks.js';
 import { ErrorNote, fmtTime, StateBadge } from './common.js';
 
+/** @param {{ tick: number }} props */
 export function InstancesView({ tick }) {
   const [tool, setTool] = useState('');
-  const { data, error } = useApi(tool ? `/instances?tool=${encodeURIComponent(tool)}` : '/instances', tick);
+  const { data, error } = useApi(`instances:${tool}`, () => listInstances(tool ? { tool } : {}), tick);
   const rows = (data ?? []).filter((i) => i.desired !== 'removed');
-  return html`<form class="inline" onSubmit=${(e) => e.preventDefault()}>
+  /** @param {InputEvent & { currentTarget: HTMLInputElement }} e */
+  const onInput = (e) => setTool(e.currentTarget.value.trim());
+  /** @param {SubmitEvent} e */
+  const onSubmit = (e) => e.preventDefault();
+  return html`<form class="inline" onSubmit=${onSubmit}>
       <label for="instances-tool">Only the tool</label>
-      <input id="instances-tool" value=${tool} onInput=${(e) => setTool(e.currentTarget.value.trim())} placeholder="all tools" />
+      <input id="instances-tool" value=${tool} onInput=${onInput} placeholder="all tools" />
     </form>
     <${ErrorNote} error=${error} />
     <table>

@@ -1,11 +1,16 @@
+// @ts-check
 import { html, useState } from 'htm/preact/standalone';
-import { api } from '../api.js';
+import { invoke, listTools } from '../client.js';
 import { useApi } from '../hooks.js';
 import { fmtTime } from './common.js';
 
+/** @import { Invocation, InvokeRequest } from '../client.js' */
+
 /** The API keeps no list of invocations per user, so this page shows the ones run from it. */
+/** @type {Invocation[]} */
 let history = [];
 
+/** @param {{ r: Invocation }} props */
 function Result({ r }) {
   return html`<article class="card result" aria-label=${`Invocation ${r.id}`}>
     <h3>${r.tool}: <span class=${`badge badge-${r.status}`}>${r.status}</span> exit code <output data-testid="exit-code">${r.exitCode ?? '—'}</output></h3>
@@ -15,27 +20,30 @@ function Result({ r }) {
   </article>`;
 }
 
+/** @param {{ tick: number }} props */
 export function InvocationsView({ tick }) {
-  const tools = useApi('/tools', tick, 10_000);
+  const tools = useApi('tools', listTools, tick, 10_000);
   const [results, setResults] = useState(history);
   const [busy, setBusy] = useState(false);
-  const [error, setError] = useState(null);
+  const [error, setError] = useState(/** @type {string | null} */ (null));
+  /** @param {SubmitEvent & { currentTarget: HTMLFormElement }} ev */
   const submit = async (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.currentTarget);
     const name = String(f.get('tool')).trim();
     const argsText = String(f.get('args')).replace(/\r?\n$/, '');
-    const body = { args: argsText ? argsText.split('\n') : [], wait: true };
+    /** @type {InvokeRequest} */
+    const body = { args: argsText ? argsText.split('\n') : [] };
     if (f.get('stdin')) body.stdin = String(f.get('stdin'));
     if (f.get('timeout')) body.timeoutSeconds = Number(f.get('timeout'));
     setBusy(true);
     setError(null);
     try {
-      const r = await api('POST', `/tools/${encodeURIComponent(name)}/invoke`, body);
+      const r = await invoke(name, body);
       history = [{ ...r, tool: name }, ...history].slice(0, 20);
       setResults(history);
     } catch (e) {
-      setError(e.message);
+      setError(/** @type {Error} */ (e).message);
     } finally {
       setBusy(false);
     }

@@ -1,21 +1,28 @@
+// @ts-check
 import { html, useState } from 'htm/preact/standalone';
-import { api } from '../api.js';
+import { getDeployment, listTools, putDeployment, putTool } from '../client.js';
 import { useApi } from '../hooks.js';
 import { ErrorNote, StateBadge } from './common.js';
 
+/** @import { Tool, ToolSpec } from '../client.js' */
+/** @typedef {{ ok: boolean, text: string }} Message */
+/** @typedef {SubmitEvent & { currentTarget: HTMLFormElement }} FormSubmit */
+
 const EXAMPLE = '{\n  "image": "busybox:latest",\n  "command": ["sleep", "3600"]\n}';
 
+/** @param {{ name: string, replicas: number }} props */
 function ScaleForm({ name, replicas }) {
-  const [msg, setMsg] = useState(null);
+  const [msg, setMsg] = useState(/** @type {Message | null} */ (null));
   const id = `scale-${name}`;
+  /** @param {FormSubmit} ev */
   const submit = async (ev) => {
     ev.preventDefault();
     const n = Number(new FormData(ev.currentTarget).get('replicas'));
     try {
-      await api('PUT', `/tools/${encodeURIComponent(name)}/deployment`, { replicas: n });
+      await putDeployment(name, { replicas: n });
       setMsg({ ok: true, text: `Scaling ${name} to ${n}.` });
     } catch (e) {
-      setMsg({ ok: false, text: e.message });
+      setMsg({ ok: false, text: /** @type {Error} */ (e).message });
     }
   };
   return html`<form class="inline" onSubmit=${submit}>
@@ -26,10 +33,12 @@ function ScaleForm({ name, replicas }) {
   </form>`;
 }
 
+/** @param {{ name: string, tick: number }} props */
 function Deployment({ name, tick }) {
-  const { data, error } = useApi(`/tools/${encodeURIComponent(name)}/deployment`, tick);
+  const { data, error } = useApi(`deployment:${name}`, () => getDeployment(name), tick);
   if (error?.status === 404 || (!data && !error)) return html`<p>No deployment yet.</p><${ScaleForm} name=${name} replicas=${0} />`;
   if (!data) return html`<${ErrorNote} error=${error} />`;
+  /** @type {Record<string, number>} */
   const byState = {};
   for (const i of data.instances) byState[i.state] = (byState[i.state] ?? 0) + 1;
   return html`<p class="deployment" data-testid=${`deployment-${name}`}>
@@ -39,6 +48,7 @@ function Deployment({ name, tick }) {
     <${ScaleForm} name=${name} replicas=${data.replicas} />`;
 }
 
+/** @param {{ tool: Tool, tick: number }} props */
 function ToolCard({ tool, tick }) {
   const s = tool.spec;
   return html`<article class="card" aria-labelledby=${`tool-${tool.name}`}>
@@ -49,12 +59,15 @@ function ToolCard({ tool, tick }) {
   </article>`;
 }
 
+/** @param {{ onApplied: () => void }} props */
 function ApplyTool({ onApplied }) {
-  const [msg, setMsg] = useState(null);
+  const [msg, setMsg] = useState(/** @type {Message | null} */ (null));
+  /** @param {FormSubmit} ev */
   const submit = async (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.currentTarget);
     const name = String(f.get('name')).trim();
+    /** @type {ToolSpec} */
     let spec;
     try {
       spec = JSON.parse(String(f.get('spec')));
@@ -62,11 +75,12 @@ function ApplyTool({ onApplied }) {
       return setMsg({ ok: false, text: 'The spec is not valid JSON.' });
     }
     try {
-      const t = await api('PUT', `/tools/${encodeURIComponent(name)}`, spec);
+      // The server validates the spec and names the field it refuses.
+      const t = await putTool(name, spec);
       setMsg({ ok: true, text: `Saved ${t.name}, version ${t.version}.` });
       onApplied();
     } catch (e) {
-      setMsg({ ok: false, text: e.message });
+      setMsg({ ok: false, text: /** @type {Error} */ (e).message });
     }
   };
   return html`<details class="card">
@@ -82,9 +96,10 @@ function ApplyTool({ onApplied }) {
   </details>`;
 }
 
+/** @param {{ tick: number }} props */
 export function ToolsView({ tick }) {
   const [bump, setBump] = useState(0);
-  const { data, error } = useApi('/tools', tick + bump * 1e6);
+  const { data, error } = useApi('tools', listTools, tick + bump * 1e6);
   return html`<${ApplyTool} onApplied=${() => setBump((n) => n + 1)} />
     <${ErrorNote} error=${error} />
     ${data && !data.length ? html`<p>No tools yet.</p>` : ''}

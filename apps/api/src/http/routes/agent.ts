@@ -7,6 +7,7 @@ import { router } from './common.ts';
 
 export function agentRoutes(d: Deps) {
   const join = requireAuth({ tokens: d.tokens, events: d.events, kind: 'join' });
+  const agent = requireAuth({ tokens: d.tokens, events: d.events, kind: 'agent' });
   const app = router();
 
   app.openapi(
@@ -21,6 +22,20 @@ export function agentRoutes(d: Deps) {
       const labels = { ...(c.var.principal.labels ?? {}), ...(b.labels ?? {}) };
       const r = await d.services.hosts.enroll(b.hostName, labels);
       return c.json({ hostId: r.hostId, token: r.token, expiresAt: r.expiresAt.toISOString() }, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/agent/renew', tags: ['agents'], security: [{ agent: [] }], middleware: [agent] as const,
+      summary: 'Trade a valid agent credential for a fresh one (new jti) bound to the same host',
+      description: 'Agents call it at about two thirds of the lifetime. The presented token stays valid until it expires; older ones are revoked. A removed host gets 401.',
+      responses: { 200: json(EnrollSchema, 'New credential'), ...errorResponses(401) },
+    }),
+    async (c) => {
+      const p = c.var.principal;
+      const r = await d.services.hosts.renew(p.hostId!, p.tokenId);
+      return c.json({ hostId: r.hostId, token: r.token, expiresAt: r.expiresAt.toISOString() }, 200);
     },
   );
 

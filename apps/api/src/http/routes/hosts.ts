@@ -58,6 +58,19 @@ export function hostRoutes(d: Deps) {
 
   app.openapi(
     createRoute({
+      method: 'delete', path: '/hosts/{id}', tags: ['hosts'], security, middleware: [operator] as const,
+      summary: 'Remove a host: its credentials stop working at once and its replicas are placed elsewhere',
+      request: { params: IdParam },
+      responses: { 204: { description: 'Removed' }, ...errorResponses(400, 401, 403, 404) },
+    }),
+    async (c) => {
+      await d.services.hosts.remove(c.req.valid('param').id, actorOf(c.var.principal));
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
       method: 'post', path: '/hosts/{id}/drain', tags: ['hosts'], security, middleware: [operator] as const,
       summary: 'Stop placing on the host and move its replicas elsewhere',
       request: { params: IdParam },
