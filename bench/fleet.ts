@@ -7,9 +7,9 @@
  *   PLACEMENT=0 skips the placement run (100,000 replicas over the first 1,000 hosts)
  *
  * Reports: time to enroll and to connect all agents, control-plane RSS per agent, and for a
- * change touching every host (a tool placed on all of them, replicas = hosts; then a new
- * version of it) the time until each agent received it (p50/p99/max) and until PostgreSQL
- * holds every host's acknowledgement. Placement: 100,000 replicas over 1,000 hosts (10 tools of
+ * change touching every host (a tool placed on all of them, replicas = hosts; then the tool
+ * deleted) the time until each agent received it (p50/p99/max) and until PostgreSQL holds every
+ * host's acknowledgement. Placement: 100,000 replicas over 1,000 hosts (10 tools of
  * 10,000, the cap per deployment), timed over the PUTs, which answer after the commit (placements/s).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -78,21 +78,16 @@ async function api(cp: ControlPlane, method: string, p: string, body?: unknown):
   return res.json().catch(() => null);
 }
 
-/** Time from `change()` until every agent saw `key` (tool@version), and until PostgreSQL holds every acknowledgement. */
-async function fanout(cp: ControlPlane, sql: postgres.Sql, agents: SimAgent[], tool: string, version: number, change: () => Promise<void>) {
-  const key = `${tool}@${version}`;
+/** Time from `change()` until every agent saw `key` (`tool@version` or `tool@removed`), and until PostgreSQL holds every host's acknowledgement of it. */
+async function fanout(cp: ControlPlane, sql: postgres.Sql, agents: SimAgent[], tool: string, key: string, change: () => Promise<void>, acknowledged: () => Promise<boolean>) {
   const t0 = performance.now();
   await change();
   const putMs = performance.now() - t0;
   while (agents.some((a) => !a.firstSeen.has(key))) await sleep(10);
   const lat = agents.map((a) => a.firstSeen.get(key)! - t0);
-  for (;;) {
-    const [r] = await sql`select count(*)::int as n from instances where tool = ${tool} and state = 'running' and running_version = ${version} and desired <> 'removed'`;
-    if (r!.n >= agents.length) break;
-    await sleep(20);
-  }
+  while (!(await acknowledged())) await sleep(20);
   const ackMs = performance.now() - t0;
-  console.log(`  ${key}: PUT ${fmt(putMs)}; received by all: p50 ${fmt(pct(lat, 50))}, p99 ${fmt(pct(lat, 99))}, max ${fmt(Math.max(...lat))}; all acknowledged in PostgreSQL ${fmt(ackMs)}`);
+  console.log(`  ${key}: API call ${fmt(putMs)}; received by all: p50 ${fmt(pct(lat, 50))}, p99 ${fmt(pct(lat, 99))}, max ${fmt(Math.max(...lat))}; all acknowledged in PostgreSQL ${fmt(ackMs)}`);
 }
 
 /** 100,000 replicas over the hosts: 10 tools of 10,000 (the API's cap per deployment), one after the other. */
@@ -139,12 +134,22 @@ async function run(pgUrl: string, n: number, withPlacement: boolean) {
     const rss1 = rssMb(cp.child.pid!);
     console.log(`N=${n}: enrolled in ${fmt(enrollMs)} (${Math.round(n / (enrollMs / 1000))}/s); connected all in ${fmt(connectMs)} (${Math.round(n / (connectMs / 1000))}/s)`);
     console.log(`  control-plane RSS ${rss0.toFixed(0)} MB idle → ${rss1.toFixed(0)} MB with ${n} agents = ${((rss1 - rss0) * 1024 / n).toFixed(1)} KB per agent`);
-    await fanout(cp, sql, agents, 'fanout', 1, async () => {
+    // Two changes that touch every host: a tool placed once on each of them, then the tool deleted.
+    // (A new version is not one: it rolls one replica at a time, by design.)
+    await fanout(cp, sql, agents, 'fanout', 'fanout@1', async () => {
       await api(cp, 'PUT', '/api/v1/tools/fanout', { image: TEST_IMAGE, resources: { cpus: 0.01, memoryMb: 6 }, placement: { labels: { fleet: 'sim' } } });
       await api(cp, 'PUT', '/api/v1/tools/fanout/deployment', { replicas: n });
+    }, async () => {
+      const [r] = await sql`select count(*)::int as n from instances where tool = 'fanout' and state = 'running' and running_version = 1 and desired <> 'removed'`;
+      return r!.n >= agents.length;
     });
-    await fanout(cp, sql, agents, 'fanout', 2, async () => {
-      await api(cp, 'PUT', '/api/v1/tools/fanout', { image: TEST_IMAGE, env: { V: '2' }, resources: { cpus: 0.01, memoryMb: 6 }, placement: { labels: { fleet: 'sim' } } });
+    const [last] = await sql<{ rev: number }[]>`select coalesce(max(revision), 0)::int as rev from instances where tool = 'fanout'`;
+    const rev = last!.rev;
+    await fanout(cp, sql, agents, 'fanout', 'fanout@removed', async () => {
+      await api(cp, 'DELETE', '/api/v1/tools/fanout');
+    }, async () => {
+      const [r] = await sql`select count(*)::int as n from hosts where applied_revision > ${rev}`;
+      return r!.n >= agents.length;
     });
     console.log(`  control-plane RSS after the changes: ${rssMb(cp.child.pid!).toFixed(0)} MB`);
     if (withPlacement) await placement(cp, sql, n);

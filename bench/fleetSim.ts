@@ -16,7 +16,7 @@ export class SimAgent {
   private seq = 0;
   revision = 0;
   readonly desired = new Map<string, DesiredInstance>();
-  /** When the first upsert of each tool version (`tool@version`) arrived (ms, performance.now()). */
+  /** When the first upsert of each tool version (`tool@version`) arrived, and the removal of a tool's instance (`tool@removed`) (ms, performance.now()). */
   readonly firstSeen = new Map<string, number>();
 
   constructor(
@@ -56,7 +56,11 @@ export class SimAgent {
       for (const i of f.instances) this.desired.set(i.id, i);
       changed.push(...f.instances);
     } else {
-      for (const id of f.removes) this.desired.delete(id);
+      for (const id of f.removes) {
+        const gone = this.desired.get(id);
+        if (gone && !this.firstSeen.has(`${gone.tool}@removed`)) this.firstSeen.set(`${gone.tool}@removed`, now);
+        this.desired.delete(id);
+      }
       for (const i of f.upserts) this.desired.set(i.id, i);
       changed.push(...f.upserts);
     }

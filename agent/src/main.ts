@@ -4,12 +4,14 @@ import { AgentConnection } from './connection.ts';
 import { enroll, readCredential, writeCredential, type Credential } from './credentials.ts';
 import { createDockerodePort, dockerOptionsFrom, endpointOf } from './docker/dockerode.ts';
 import { buildCreatePayload } from './docker/payload.ts';
+import { agentProtectedPaths } from './policy/protected.ts';
 import { nodeHostFs } from './policy/resolve.ts';
 import type { DockerPort } from './docker/port.ts';
 import { createInvocationRunner, type InvocationRunner } from './invoke/runner.ts';
 import { createWarmPool, type WarmPool } from './invoke/warm.ts';
 import { LogStreamer } from './logs/streamer.ts';
 import { createReconciler, type Reconciler } from './reconcile/loop.ts';
+import { createPassStats } from './reconcile/passStats.ts';
 import { AuditResponder } from './audit/responder.ts';
 
 export const AGENT_VERSION = '0.1.0';
@@ -34,14 +36,16 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
   const engineEndpoint = endpointOf(dockerOpts);
   let cred = await obtainCredential(config, server, log);
   // The agent's own policy for every payload: mounts resolved on this host, its image allowlist.
-  const policy = () => ({ allowedMounts: [...config.allowedMounts], allowedImages: config.allowedImages, engineEndpoint, hostFs: nodeHostFs });
+  const policy = () => ({ allowedMounts: [...config.allowedMounts], allowedImages: config.allowedImages, engineEndpoint, protectedPaths: agentProtectedPaths(config), hostFs: nodeHostFs });
 
+  const passStats = createPassStats();
   const reconciler = createReconciler({
     port,
     hostId: cred.hostId,
     build: (inst) => buildCreatePayload(inst, { ...policy(), hostId: cred.hostId }),
     onStatus: (changed, revision) => connection.sendStatus(changed, revision),
     extraReasons: () => warm.reasons(),
+    onPass: (seconds, ok) => passStats.add(seconds, ok),
     log,
   });
   const warm = createWarmPool({
@@ -68,6 +72,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
   const connection: AgentConnection = new AgentConnection({
     url: wsUrl,
     token: () => cred.token,
+    reconcileReport: () => passStats.take(),
     hello: async () => {
       const info = await port.info().catch(() => ({ cpus: 0, memoryMb: 0 }));
       return { agentVersion: AGENT_VERSION, hostName: config.hostName, labels: { ...config.labels }, capacity: { cpus: config.capacity.cpus ?? info.cpus, memoryMb: config.capacity.memoryMb ?? info.memoryMb } };

@@ -4,3 +4,4 @@ export * from './toolSpec.ts';
 export * from './version.ts';
 export * from './images.ts';
 export * from './containerAudit.ts';
+export * from './policy/index.ts';

@@ -8,6 +8,8 @@ import type { HealthState, InstanceKind } from '../../../protocol/src/index.ts';
 import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer } from './port.ts';
 import { auditEngine } from './auditContainers.ts';
 import { streamLogs } from './logs.ts';
+import { ensureToolNetwork } from './network.ts';
+import { oomMarker } from './oom.ts';
 import { execInSandbox, sandboxInfo } from './exec.ts';
 import { runContainer } from './run.ts';
 import { prepareCreated } from './prepare.ts';
@@ -176,6 +178,7 @@ export function createDockerodePort(opts: DockerodePortOptions): DockerPort {
   const endpoint = endpointOf(opts);
   const timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   const deadline = (extraMs = 0) => AbortSignal.timeout(timeoutMs + extraMs);
+  const markOomKilled = oomMarker(docker, deadline);
 
   return {
     async info() {
@@ -187,7 +190,9 @@ export function createDockerodePort(opts: DockerodePortOptions): DockerPort {
 
     async list(hostId) {
       const all = await docker.listContainers({ all: true, filters: { label: hostFilters(hostId) }, abortSignal: deadline() });
-      return all.flatMap((c) => observedFrom(c, hostId) ?? []);
+      const observed = all.flatMap((c) => observedFrom(c, hostId) ?? []);
+      await markOomKilled(observed);
+      return observed;
     },
 
     async imageExists(ref) {
@@ -205,6 +210,7 @@ export function createDockerodePort(opts: DockerodePortOptions): DockerPort {
     async create(payload: CreatePayload) {
       // `_query`/`_body` keep the body (env values included) out of the URL, where dockerode would otherwise copy it.
       const createOpts = { _query: { name: payload.name }, _body: payload.body, abortSignal: deadline() };
+      await ensureToolNetwork(docker, payload, deadline);
       const c = await docker.createContainer(createOpts as unknown as Docker.ContainerCreateOptions);
       await prepareCreated(docker, c.id, payload, deadline);
       return c.id;

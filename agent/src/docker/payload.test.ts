@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseImagePatterns, ToolSpecSchema } from '../../../protocol/src/index.ts';
+import { parseImagePatterns, ServerFrameSchema, ToolSpecSchema } from '../../../protocol/src/index.ts';
 import type { DesiredInstance, ToolSpecInput } from '../../../protocol/src/index.ts';
 import { parseAllowedMounts } from '../policy/mounts.ts';
 import { PolicyRefusal, buildCreatePayload, specHash } from './payload.ts';
@@ -165,6 +165,58 @@ describe('buildCreatePayload', () => {
     (privileged.spec as Record<string, unknown>).privileged = true;
     expect(() => buildCreatePayload(privileged, ctx)).toThrow(PolicyRefusal);
     expect(() => buildCreatePayload(instance({ image: 'machete/busybox:test' }, { tool: 'Bad Name' }), ctx)).toThrow(PolicyRefusal);
+  });
+
+  it.each(['/proc', '/proc/self', '/proc/1/root', '//proc/./x', '/sys/kernel', '/dev', '/work/../proc'])(
+    'refuses working directory %j with a PolicyRefusal, even when the control plane sent it (case 12)',
+    (workingDir) => {
+      const inst = instance({ image: 'machete/busybox:test' });
+      // Forged after parsing, as a compromised control plane would send it.
+      inst.spec.workingDir = workingDir;
+      expect(() => buildCreatePayload(inst, ctx)).toThrow(PolicyRefusal);
+      try {
+        buildCreatePayload(inst, ctx);
+      } catch (err) {
+        expect((err as PolicyRefusal).reason).toMatch(/^working directory /);
+        expect((err as PolicyRefusal).reason).not.toContain(workingDir);
+      }
+    },
+  );
+
+  it('keeps an ordinary working directory', () => {
+    expect(buildCreatePayload(instance({ image: 'machete/busybox:test', workingDir: '/procfs' }), ctx).body.WorkingDir).toBe('/procfs');
+  });
+
+  describe('a forged instance asking for a bind through a volume or for another container\'s volumes (case 11)', () => {
+    const bindVolume = { type: 'volume', source: 'v', target: '/x', readOnly: false, driverOpts: { type: 'none', o: 'bind', device: '/' } };
+    const forged: Array<[string, (i: Record<string, any>) => void]> = [
+      ['a volume mount with bind driver options', (i) => (i.spec.mounts = [bindVolume])],
+      ['driver options on an allowed bind', (i) => (i.spec.mounts = [{ source: '/srv/data', target: '/x', readOnly: true, driverOpts: { o: 'bind', device: '/' } }])],
+      ['a mount of type volume', (i) => (i.spec.mounts = [{ source: '/srv/data', target: '/x', readOnly: true, type: 'volume' }])],
+      ['VolumeOptions on a mount', (i) => (i.spec.mounts = [{ source: '/srv/data', target: '/x', readOnly: true, VolumeOptions: { DriverConfig: { Options: { device: '/' } } } }])],
+      ...['VolumesFrom', 'volumesFrom', 'volumes_from', 'VOLUMESFROM', 'volumesfrom'].flatMap((k): Array<[string, (i: Record<string, any>) => void]> => [
+        [`${k} in the spec`, (i) => (i.spec[k] = ['victim'])],
+        [`${k} on the instance`, (i) => (i[k] = ['victim'])],
+        [`${k} in spec.resources`, (i) => (i.spec.resources[k] = ['victim'])],
+        [`${k} in spec.placement`, (i) => (i.spec.placement[k] = ['victim'])],
+      ]),
+      ['Binds in the spec', (i) => (i.spec.Binds = ['/:/host'])],
+      ['HostConfig in the spec', (i) => (i.spec.HostConfig = { VolumesFrom: ['victim'] })],
+    ];
+    it.each(forged)('refuses %s with a PolicyRefusal and builds nothing', (_what, forge) => {
+      const inst = instance({ image: 'machete/busybox:test' }) as unknown as Record<string, any>;
+      forge(inst);
+      expect(() => buildCreatePayload(inst as unknown as DesiredInstance, ctx)).toThrow(PolicyRefusal);
+    });
+
+    it('refuses the same instances when they arrive in a snapshot frame (the agent parser)', () => {
+      for (const [, forge] of forged) {
+        const inst = instance({ image: 'machete/busybox:test' }) as unknown as Record<string, any>;
+        forge(inst);
+        expect(ServerFrameSchema.safeParse({ type: 'snapshot', revision: 17, instances: [inst] }).success).toBe(false);
+      }
+      expect(ServerFrameSchema.safeParse({ type: 'snapshot', revision: 17, instances: [instance({ image: 'machete/busybox:test' })] }).success).toBe(true);
+    });
   });
 
   it('refuses arguments containing NUL', () => {

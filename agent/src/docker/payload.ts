@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
-import { DesiredInstanceSchema, Labels, canonicalJson, imageAllowed } from '../../../protocol/src/index.ts';
-import type { DesiredInstance, ImagePattern, ToolSpec } from '../../../protocol/src/index.ts';
-import { checkMounts } from '../policy/mounts.ts';
-import type { AllowedMount } from '../policy/mounts.ts';
+import { DesiredInstanceSchema, Labels, canonicalJson, checkSpecPolicy, imageAllowed } from '../../../protocol/src/index.ts';
+import type { AllowedMount, DesiredInstance, ImagePattern, ToolSpec } from '../../../protocol/src/index.ts';
 import { resolveMounts, type HostFs, type PinnedSource } from '../policy/resolve.ts';
 import { SECRETS_OF_LABEL, SECRETS_TARGET, secretsDigest, secretsVolumeName, type SecretFiles } from './secrets.ts';
 import type { CreatePayload } from './port.ts';
@@ -22,6 +20,8 @@ export interface PayloadContext {
   allowedMounts: readonly AllowedMount[];
   /** The engine endpoint (unix socket path or TCP URL); a mount exposing it is refused. */
   engineEndpoint: string;
+  /** The agent's own secrets on the host (engine TLS certificates, state directory); a mount exposing them is refused. */
+  protectedPaths?: readonly string[];
   /**
    * Appended to the command as separate argv entries, never parsed by a shell (an invocation's
    * args). A spec without `command` keeps the image's ENTRYPOINT and the args replace its CMD,
@@ -62,7 +62,8 @@ const NAME_SUFFIX_RE = /^[a-z0-9]{1,32}$/;
 
 /** The version is part of the name so a rollout can start the new container before retiring the old. */
 export const containerName = (tool: string, instanceId: string, version: number): string => `machete-${tool}-${instanceId}-v${version}`;
-export const toolNetworkName = (tool: string): string => `machete-net-${tool}`;
+export const TOOL_NETWORK_PREFIX = 'machete-net-';
+export const toolNetworkName = (tool: string): string => `${TOOL_NETWORK_PREFIX}${tool}`;
 
 /** Value of the `machete.spec-hash` label: equal specs hash equal, whatever their key order. */
 export function specHash(spec: ToolSpec): string {
@@ -123,13 +124,18 @@ function hostConfigFor(spec: ToolSpec, tool: string, kind: DesiredInstance['kind
   };
 }
 
+/**
+ * The spec policy the API ran, run again here with this host's allowlist and engine (mounts and
+ * working directory, protocol/src/policy), then mount sources resolved through symlinks.
+ */
 function bindMounts(inst: DesiredInstance, ctx: PayloadContext): { mounts: Record<string, unknown>[]; pins: PinnedSource[] } {
-  const checked = checkMounts(inst.spec.mounts, ctx.allowedMounts, ctx.engineEndpoint);
-  if (!checked.ok) throw new PolicyRefusal(checked.reason);
+  const guarded = ctx.protectedPaths ?? [];
+  const checked = checkSpecPolicy(inst.spec, { allowedMounts: ctx.allowedMounts, engineEndpoint: ctx.engineEndpoint, protectedPaths: guarded });
+  if (!checked.ok) throw new PolicyRefusal(checked.report);
   let list = checked.mounts;
   let pins: PinnedSource[] = [];
   if (ctx.hostFs) {
-    const resolved = resolveMounts(list, ctx.allowedMounts, ctx.engineEndpoint, ctx.hostFs);
+    const resolved = resolveMounts(list, ctx.allowedMounts, ctx.engineEndpoint, ctx.hostFs, guarded);
     if (!resolved.ok) throw new PolicyRefusal(resolved.reason);
     list = resolved.mounts;
     pins = resolved.pins;

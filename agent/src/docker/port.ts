@@ -18,6 +18,8 @@ export interface ObservedContainer {
   labels: Record<string, string>;
   /** The engine's health status of a running container with a health check; absent means none. */
   health?: HealthState;
+  /** Set when an exited container was killed by the kernel at its memory limit (State.OOMKilled). */
+  oomKilled?: boolean;
 }
 
 /** The engine's create body (Docker Engine API ContainerCreate), built only by payload.ts. */

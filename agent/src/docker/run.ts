@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type Docker from 'dockerode';
 import type { CreatePayload, OutputBuffer, RunRequest, RunResult } from './port.ts';
+import { ensureToolNetwork } from './network.ts';
 import { prepareCreated } from './prepare.ts';
 import { removeSecretsVolume } from './secrets.ts';
 
@@ -302,6 +303,7 @@ async function execute(docker: Docker, id: string, s: Session, req: RunRequest, 
 async function createContainer(docker: Docker, payload: CreatePayload, deadline: Deadline): Promise<string> {
   // `_query`/`_body` keep the body (env values included) out of the URL.
   const opts = { _query: { name: payload.name }, _body: payload.body, abortSignal: deadline() };
+  await ensureToolNetwork(docker, payload, deadline);
   const c = await docker.createContainer(opts as unknown as Docker.ContainerCreateOptions);
   if (!CONTAINER_ID_RE.test(c.id)) throw new Error('engine returned an invalid container id');
   await prepareCreated(docker, c.id, payload, deadline);

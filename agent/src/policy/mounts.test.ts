@@ -1,5 +1,6 @@
+// The lexical rules live in protocol/src/policy (one policy for the API and the agent); these are the agent-side tables.
 import { describe, expect, it } from 'vitest';
-import { checkMount, checkMounts, isWithin, parseAllowedMounts } from './mounts.ts';
+import { checkMount, checkMounts, isWithin, parseAllowedMounts } from '../../../protocol/src/index.ts';
 
 const ENDPOINT = '/tmp/engine/docker.sock';
 const allowed = parseAllowedMounts('/srv/allow:ro,/srv/data:rw,/srv/data/frozen:ro,/tmp/engine-data:rw,/home/u/work:rw');
@@ -185,11 +186,11 @@ describe('checkMounts', () => {
     [['/data/sub', '/data'], 'nests with'],
   ])('refuses targets %j (%s)', (targets, want) => {
     const r = checkMounts(targets.map((t) => mount('/srv/allow', true, t)), allowed, ENDPOINT);
-    expect(r).toEqual({ ok: false, reason: `mounts[1]: mount target ${want} the target of mounts[0]` });
+    expect(r).toEqual({ ok: false, field: 'mounts.1.target', detail: `mount target ${want} the target of mounts[0]`, reason: `mounts[1]: mount target ${want} the target of mounts[0]` });
   });
 
   it('names the index of the refused mount', () => {
     const r = checkMounts([mount('/srv/allow', true, '/a'), mount('/etc', true, '/b')], allowed, ENDPOINT);
-    expect(r).toEqual({ ok: false, reason: 'mounts[1]: mount source is a sensitive host path' });
+    expect(r).toEqual({ ok: false, field: 'mounts.1.source', detail: 'mount source is a sensitive host path', reason: 'mounts[1]: mount source is a sensitive host path' });
   });
 });

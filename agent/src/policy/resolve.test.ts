@@ -3,7 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkMounts, parseAllowedMounts } from './mounts.ts';
+import { checkMounts, parseAllowedMounts } from '../../../protocol/src/index.ts';
 import { resolveMounts, verifyPinned } from './resolve.ts';
 
 // Real directories, files, symlinks and a listening unix socket under a temp root: the agent asks

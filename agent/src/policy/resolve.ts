@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { matchAllowed, sourceRefusal, type AllowedMount, type CheckedMount } from './mounts.ts';
+import { matchAllowed, sourceRefusal, type AllowedMount, type CheckedMount } from '../../../protocol/src/index.ts';
 
 /**
  * Symlink resolution of mount sources on the agent's host (DESIGN.md: "compared against the
@@ -59,8 +59,21 @@ function kindRefusal(st: fs.Stats): string | undefined {
   return undefined;
 }
 
+/** Protected paths as given and, where they exist, resolved: a symlink to the certs is refused too. */
+function resolvedProtected(paths: readonly string[], hfs: HostFs): string[] {
+  const out = [...paths];
+  for (const p of paths) {
+    try {
+      out.push(hfs.realpathSync(p));
+    } catch {
+      // Missing: the lexical path is still refused.
+    }
+  }
+  return out;
+}
+
 /** Resolves one lexically checked mount; reasons never echo paths (they come from clients). */
-function resolveOne(m: CheckedMount, allowed: AllowedMount[], engineEndpoint: string | undefined, hfs: HostFs): { mount: CheckedMount; pin: PinnedSource } | string {
+function resolveOne(m: CheckedMount, allowed: AllowedMount[], engineEndpoint: string | undefined, hfs: HostFs, protectedPaths: readonly string[]): { mount: CheckedMount; pin: PinnedSource } | string {
   let real: string;
   try {
     real = hfs.realpathSync(m.source);
@@ -68,7 +81,7 @@ function resolveOne(m: CheckedMount, allowed: AllowedMount[], engineEndpoint: st
     return 'mount source does not exist on this host';
   }
   const st = hfs.lstatSync(real);
-  const refused = kindRefusal(st) ?? sourceRefusal(real, engineEndpoint);
+  const refused = kindRefusal(st) ?? sourceRefusal(real, engineEndpoint, protectedPaths);
   if (refused) return `${refused} (after resolving symlinks)`;
   const entry = matchAllowed(real, allowed);
   if (!entry) return 'mount source resolves outside the host allowlist';
@@ -77,13 +90,14 @@ function resolveOne(m: CheckedMount, allowed: AllowedMount[], engineEndpoint: st
 }
 
 /** Resolves every mount (already lexically checked) against the host's filesystem. */
-export function resolveMounts(mounts: readonly CheckedMount[], allowed: readonly AllowedMount[], engineEndpoint: string | undefined, hfs: HostFs = nodeHostFs): ResolveResult {
+export function resolveMounts(mounts: readonly CheckedMount[], allowed: readonly AllowedMount[], engineEndpoint: string | undefined, hfs: HostFs = nodeHostFs, protectedPaths: readonly string[] = []): ResolveResult {
   if (!mounts.length) return { ok: true, mounts: [], pins: [] };
   const real = resolvedAllowlist(allowed, hfs);
+  const guarded = resolvedProtected(protectedPaths, hfs);
   const out: CheckedMount[] = [];
   const pins: PinnedSource[] = [];
   for (const [i, m] of mounts.entries()) {
-    const r = resolveOne(m, real, engineEndpoint, hfs);
+    const r = resolveOne(m, real, engineEndpoint, hfs, guarded);
     if (typeof r === 'string') return { ok: false, reason: `mounts[${i}]: ${r}` };
     out.push(r.mount);
     pins.push(r.pin);

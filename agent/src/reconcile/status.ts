@@ -26,6 +26,16 @@ function stateOf(inst: DesiredInstance, c: ObservedContainer | undefined, reason
 }
 
 /**
+ * An OOM kill is the reason a replica failed, whatever else this pass says about it (a restart held
+ * back by the crash-loop backoff): exit code 137 alone does not tell it from any other SIGKILL.
+ */
+function withOom(inst: DesiredInstance, c: ObservedContainer | undefined, reason: string | undefined): string | undefined {
+  if (!c?.oomKilled || c.state === 'running') return reason;
+  const oom = `out of memory: killed at the tool's memory limit (${inst.spec.resources.memoryMb} MiB)`;
+  return reason === undefined ? oom : `${oom}; ${reason}`;
+}
+
+/**
  * What the agent reports for each desired instance (sorted by id), from the
  * containers just read back. `lastErrors` holds this pass's reasons per instance
  * (policy refusal, missing image, engine error, crash-loop backoff).
@@ -42,7 +52,7 @@ export function statusOf(
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .map((inst) => {
       const c = rankContainers(groups.get(inst.id) ?? [], inst.version)[0];
-      const reason = lastErrors.get(inst.id);
+      const reason = withOom(inst, c, lastErrors.get(inst.id));
       return {
         id: inst.id,
         state: stateOf(inst, c, reason),

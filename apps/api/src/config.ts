@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { parseImagePatterns, type ImagePattern } from '../../../protocol/src/index.ts';
+import { parseAllowedMounts, parseImagePatterns, type AllowedMount, type ImagePattern } from '../../../protocol/src/index.ts';
 
 const bool = (def: boolean) =>
   z
@@ -43,6 +43,12 @@ const EnvSchema = z.object({
   MACHETE_SECRETS_KEY_FILE: z.string().min(1).optional(),
   /** Comma-separated image patterns (`registry.example.com/*`, `team/*:*`); empty: any image. */
   MACHETE_ALLOWED_IMAGES: z.string().default(''),
+  /**
+   * Fleet-wide mount allowlist (`/path:ro,/path:rw`, the agents' syntax) checked on PUT /tools on top
+   * of each agent's own list. Empty or unset: no fleet-wide list (each host decides); the sensitive-path
+   * and target rules apply either way.
+   */
+  MACHETE_ALLOWED_MOUNTS: z.string().default(''),
   /** Start one agent for the local engine in the same process. */
   MACHETE_LOCAL_AGENT: bool(true),
   /** Interval of server→agent heartbeats (ms). */
@@ -88,6 +94,8 @@ export interface ApiConfig {
   readonly secretsKeyFile: string | null;
   /** null: any image is allowed. */
   readonly allowedImages: readonly ImagePattern[] | null;
+  /** null: no fleet-wide mount allowlist (MACHETE_ALLOWED_MOUNTS unset or empty). */
+  readonly allowedMounts: readonly AllowedMount[] | null;
   readonly localAgent: boolean;
   readonly heartbeatMs: number;
   readonly heartbeatGraceSeconds: number;
@@ -123,6 +131,7 @@ export function loadConfig(env: Record<string, string | undefined>): ApiConfig {
       : { file: path.join(dataDir, 'secret.key'), generateIfMissing: true },
     secretsKeyFile: e.MACHETE_SECRETS_KEY_FILE ? path.resolve(e.MACHETE_SECRETS_KEY_FILE) : null,
     allowedImages: parseImagePatterns(e.MACHETE_ALLOWED_IMAGES),
+    allowedMounts: e.MACHETE_ALLOWED_MOUNTS.trim() === '' ? null : Object.freeze(parseAllowedMounts(e.MACHETE_ALLOWED_MOUNTS)),
     localAgent: e.MACHETE_LOCAL_AGENT,
     heartbeatMs: e.MACHETE_HEARTBEAT_MS,
     heartbeatGraceSeconds: e.MACHETE_HEARTBEAT_GRACE_SECONDS,

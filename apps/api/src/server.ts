@@ -56,7 +56,7 @@ export async function startServer(config: ApiConfig, opts: { log?: Logger } = {}
       if (leader) onLeader();
     },
   });
-  const { deps, hub } = wire({ ...(pgFeed ? { feed: pgFeed } : {}), db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, allowedImages: config.allowedImages, ...(secretsKey ? { secretsKey } : {}), agentSendBufferBytes: config.agentSendBufferBytes, metricsAccess: config.metrics, agentTokenTtlSeconds: config.agentTokenTtlSeconds, isLeader: () => leadership.isLeader() });
+  const { deps, hub } = wire({ ...(pgFeed ? { feed: pgFeed } : {}), db: database.db, key, log, heartbeatMs: config.heartbeatMs, invocationLimits: config.invocations, limits: { ratePerSecond: config.http.ratePerSecond, rateBurst: config.http.rateBurst }, allowedImages: config.allowedImages, allowedMounts: config.allowedMounts, ...(secretsKey ? { secretsKey } : {}), agentSendBufferBytes: config.agentSendBufferBytes, metricsAccess: config.metrics, agentTokenTtlSeconds: config.agentTokenTtlSeconds, isLeader: () => leadership.isLeader() });
   const { tokens, events, services } = deps;
   await writeAdminToken(config, tokens, log);
 

@@ -16,14 +16,14 @@ import { createToolService } from './services/tools.ts';
 import { createSecretCipher } from './secrets/cipher.ts';
 import { createSecretService } from './services/secrets.ts';
 import { createSpecPolicy } from './services/specPolicy.ts';
-import type { ImagePattern } from '../../../protocol/src/index.ts';
+import type { AllowedMount, ImagePattern } from '../../../protocol/src/index.ts';
 
 export const VERSION = '0.1.0';
 
 /** Builds every service once, around one database and one signing key. */
 export const DEFAULT_INVOCATION_LIMITS: InvocationLimits = { maxPerTool: 32, maxPerHost: 16, maxOutputBytes: 1024 * 1024, retentionHours: 24 };
 
-export function wire(opts: { db: Db; key: Uint8Array; log: Logger; heartbeatMs: number; feed?: ChangeFeed; invocationLimits?: InvocationLimits; limits?: HttpLimits; agentSendBufferBytes?: number; secretsKey?: Uint8Array; allowedImages?: readonly ImagePattern[] | null; metricsAccess?: MetricsAccess; agentTokenTtlSeconds?: number; isLeader?: () => boolean }): { deps: Deps; hub: AgentHub; feed: ChangeFeed } {
+export function wire(opts: { db: Db; key: Uint8Array; log: Logger; heartbeatMs: number; feed?: ChangeFeed; invocationLimits?: InvocationLimits; limits?: HttpLimits; agentSendBufferBytes?: number; secretsKey?: Uint8Array; allowedImages?: readonly ImagePattern[] | null; allowedMounts?: readonly AllowedMount[] | null; metricsAccess?: MetricsAccess; agentTokenTtlSeconds?: number; isLeader?: () => boolean }): { deps: Deps; hub: AgentHub; feed: ChangeFeed } {
   const { db, log } = opts;
   const tokens = createTokenService(db, opts.key);
   const events = new EventLog(db);
@@ -44,7 +44,7 @@ export function wire(opts: { db: Db; key: Uint8Array; log: Logger; heartbeatMs: 
     instances: createInstanceService(db),
     logs: createLogService(db, invocations, () => hub!),
     secrets,
-    specPolicy: createSpecPolicy({ allowedImages: opts.allowedImages ?? null, secrets }),
+    specPolicy: createSpecPolicy({ allowedImages: opts.allowedImages ?? null, allowedMounts: opts.allowedMounts ?? null, secrets }),
     audit: createAuditService({ hosts: hostService, events }, () => hub!),
   };
   const metrics = createMetrics({ db, events, connectedHosts: () => hub!.connectedHosts(), ...(opts.isLeader ? { isLeader: opts.isLeader } : {}) });
