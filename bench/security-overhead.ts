@@ -4,7 +4,8 @@
  *   npx tsx bench/security-overhead.ts      (ROUNDS=10 N=32 CONCURRENCY=8 BATCHES=25 ITER=2000 ORDER=abab)
  *
  * (a) Policy validation per spec, in µs, pure CPU, after warm-up: the tool-spec schema of protocol/
- *     (`ToolSpecSchema`, which the API validates request bodies with) plus the image allowlist, and
+ *     (`ToolSpecSchema`, which the API validates request bodies with), the image allowlist and the
+ *     spec policy of protocol/src/policy (mounts, working directory), and
  *     the agent's own re-check in `buildCreatePayload` (the instance schema again, image allowlist,
  *     lexical mount policy, then the payload itself). Typical and hostile specs; hostile ones are
  *     timed up to their refusal, exactly as far as the real code gets. Symlink resolution of mount
@@ -21,7 +22,7 @@ import Docker from 'dockerode';
 import { buildCreatePayload, PolicyRefusal, type PayloadContext } from '../agent/src/docker/payload.ts';
 import type { CreatePayload } from '../agent/src/docker/port.ts';
 import { parseAllowedMounts } from '../agent/src/policy/mounts.ts';
-import { imageAllowed, parseImagePatterns, ToolSpecSchema, type DesiredInstance, type ToolSpec } from '../protocol/src/index.ts';
+import { checkSpecPolicy, imageAllowed, parseImagePatterns, ToolSpecSchema, type DesiredInstance, type ToolSpec } from '../protocol/src/index.ts';
 import { startDockerd } from '../test/harness/dockerd.ts';
 import { ensureTestImage } from '../test/harness/image.ts';
 
@@ -113,11 +114,16 @@ function timeIt(fn: () => void): { p50: number; p90: number; iter: number } {
   return { p50: median(batches), p90: pct(batches, 90), iter };
 }
 
-/** The API's check of a body: the schema, then the image allowlist (secrets existence is a DB query, not timed). */
+/**
+ * The API's check of a body: the schema, the image allowlist, then the spec policy (mounts and
+ * working directory, against a fleet-wide allowlist like the agent's). Secrets existence is a DB query, not timed.
+ */
 function apiCheck(spec: unknown): string {
   const r = ToolSpecSchema.safeParse(spec);
   if (!r.success) return `400 ${r.error.issues[0]?.path.join('.') || '(root)'}`;
-  return imageAllowed(r.data.image, allowedImages) ? 'accepted' : '400 image';
+  if (!imageAllowed(r.data.image, allowedImages)) return '400 image';
+  const policy = checkSpecPolicy(r.data, { allowedMounts: ctx.allowedMounts });
+  return policy.ok ? 'accepted' : `400 ${policy.field}`;
 }
 
 /** The agent's re-check: what it receives is a frame the schema may or may not have vetted (forged control plane). */

@@ -14,8 +14,10 @@ export interface CrashLoopOptions {
 }
 
 interface Backoff {
+  /** The wait before the next restart, counted from when that failure is first seen. */
   delayMs: number;
-  notBefore: number;
+  /** The failed container the wait is counted for, and until when (null: no failure seen since the last restart). */
+  failed: { containerId: string; notBefore: number } | null;
   /** Restarts since the instance last ran steadily for resetAfterMs. */
   streak: number;
   /** Failed again and waiting out `delayMs` (set by the pass that held it back). */
@@ -37,8 +39,16 @@ export class CrashLoop {
   private readonly runningSince = new Map<string, { containerId: string; since: number }>();
   constructor(private readonly opts: CrashLoopOptions) {}
 
-  heldFor(id: string, now: number): number {
-    return Math.max(0, (this.backoff.get(id)?.notBefore ?? 0) - now);
+  /**
+   * How long the restart of this failed container must still wait. The first failure restarts at
+   * once; after that the wait doubles per restart and runs from when the failure was first seen,
+   * not from the previous start: a tool that fails after a while waits as long as one that fails at once.
+   */
+  heldFor(id: string, containerId: string, now: number): number {
+    const b = this.backoff.get(id);
+    if (!b) return 0;
+    if (b.failed?.containerId !== containerId) b.failed = { containerId, notBefore: now + b.delayMs };
+    return Math.max(0, b.failed.notBefore - now);
   }
 
   /** The pass left a failed container in place until its backoff elapses. */
@@ -47,10 +57,10 @@ export class CrashLoop {
     if (b) b.held = true;
   }
 
-  noteRestart(id: string, now: number, exitCode: number | null): void {
+  noteRestart(id: string, exitCode: number | null): void {
     const prev = this.backoff.get(id);
     const delayMs = prev ? Math.min(prev.delayMs * 2, this.opts.maxMs) : this.opts.initialMs;
-    this.backoff.set(id, { delayMs, notBefore: now + delayMs, streak: (prev?.streak ?? 0) + 1, held: false });
+    this.backoff.set(id, { delayMs, failed: null, streak: (prev?.streak ?? 0) + 1, held: false });
     this.restarts.set(id, (this.restarts.get(id) ?? 0) + 1);
     this.lastExit.set(id, exitCode);
   }

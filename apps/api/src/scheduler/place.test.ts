@@ -56,7 +56,7 @@ describe('planTool', () => {
 
   it('is a no-op when the state already matches', () => {
     const p = planTool({ replicas: 2, placementLabels: {}, instances: [inst('a1', 'a'), inst('b1', 'b')], hosts: [host('a'), host('b')] });
-    expect(p).toMatchObject({ add: [], place: [], update: [], remove: [] });
+    expect(p).toMatchObject({ add: [], place: [], remove: [], lost: [] });
   });
 });
 

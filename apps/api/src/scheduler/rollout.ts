@@ -238,6 +238,10 @@ export function stepRollout(input: RolloutInput): RolloutStep {
       notes.push({ action: 'rollout.complete', outcome: 'ok', reason: `all ${replicas} replica${replicas === 1 ? '' : 's'} run version ${target}`, data: { from: record.from, to: target, replicas } });
     }
     if (record.stable !== target) record = { ...record, stable: target };
+  } else if (progressing && replicas === 0 && wanted.length === 0 && stopping.length === 0) {
+    // Scaled to zero mid-rollout: nothing is left to replace, and a later scale-up starts at the target.
+    record = { ...record, state: 'complete', reason: null };
+    notes.push({ action: 'rollout.complete', outcome: 'ok', reason: 'no replicas left to roll', data: { from: record.from, to: target, replicas } });
   }
   const stopped = new Set(stop);
   return { target, surge, counted: counted.filter((i) => !stopped.has(i.id)), stop, tombstone, record, notes };

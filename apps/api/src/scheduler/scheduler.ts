@@ -46,12 +46,13 @@ export async function scheduleTool(tx: Tx, tool: string, revision?: number, note
     .where(eq(tools.name, tool));
   const rows = await rolloutInstances(tx, tool);
   const replicas = dep?.replicas ?? 0;
-  if (replicas === 0 && rows.length === 0) return touched;
+  const record = recordOf(dep);
+  // Nothing to place; a rollout scaled to zero still takes the step that ends it.
+  if (replicas === 0 && rows.length === 0 && record.state !== 'progressing') return touched;
   const hostList = await candidateHosts(tx);
   const hostStatus = new Map(hostList.map((h) => [h.id, h.status]));
   const live = rows.map((r) => ({ ...r, hostUp: r.hostId === null || (hostStatus.has(r.hostId) && hostStatus.get(r.hostId) !== 'down') }));
 
-  const record = recordOf(dep);
   const desiredVersion = dep?.pinned ?? dep?.current ?? 0;
   const spec = await specOf(tx, tool, targetVersion(desiredVersion, record));
   const step = stepRollout({ replicas, desiredVersion, record, instances: live, healthChecked: !!spec?.healthCheck, now: Date.now(), policy });

@@ -3,7 +3,8 @@ import { and, asc, eq, inArray, lt, ne, sql } from 'drizzle-orm';
 import type { Hello } from '../../../../protocol/src/index.ts';
 import { hosts, instances, toolVersions } from '../../../../db/src/index.ts';
 import { MacheteError, notFound } from '../errors.ts';
-import { scheduleAll, scheduleTool, type ScheduleNote } from '../scheduler/scheduler.ts';
+import { advanceRollouts, scheduleAll, scheduleTool, type ScheduleNote } from '../scheduler/scheduler.ts';
+import { recordScheduleNotes } from './scheduleNotes.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { ServiceDeps } from './deps.ts';
 import { bumpRevision } from './revision.ts';
@@ -26,8 +27,10 @@ export interface HostView {
 export function createHostService({ db, feed, events }: ServiceDeps, tokens: TokenService, opts: { agentTokenTtlSeconds?: number } = {}) {
   const agentTtl = opts.agentTokenTtlSeconds ?? AGENT_TOKEN_TTL_SECONDS;
   /** Scheduler notes become lifecycle events, after the change they describe committed. */
+  // Whichever pass stops a draining host's last originals (a status report or the leader's sweep) says it is drained.
   const recordNotes = async (notes: ScheduleNote[]) => {
-    for (const n of notes) await events.record({ kind: 'lifecycle', actor: 'scheduler', action: n.action, target: n.target, outcome: 'ok', reason: n.reason, data: n.data });
+    await recordScheduleNotes(events, notes);
+    await announceDrained(notes.filter((n) => n.action === 'drain.originals.removed').flatMap((n) => n.data.hosts as string[]));
   };
   const reschedule = async () => feed.publish(await scheduleAll(db, recordNotes));
   /** A draining host whose last replica just went is drained: said once, by the step that removed it. */
@@ -54,6 +57,22 @@ export function createHostService({ db, feed, events }: ServiceDeps, tokens: Tok
   const svc = {
     /** Re-runs placement for every tool and tells the affected agents (sweep, host up or down). */
     reschedule,
+
+    /**
+     * Pushes again to hosts whose agent has not acknowledged a change placed on it: a replica
+     * killed between its commit and its NOTIFY leaves such a change, which this hands to
+     * whichever replica holds the agent (a no-op where it was sent already).
+     */
+    async republishLagging(): Promise<void> {
+      const behind = await db
+        .select({ id: hosts.id })
+        .from(hosts)
+        .where(and(ne(hosts.status, 'down'), sql`exists (select 1 from ${instances} where ${instances.hostId} = ${hosts.id} and ${instances.revision} > ${hosts.appliedRevision})`));
+      feed.publish(behind.map((h) => h.id));
+    },
+
+    /** The next step of every rollout in progress (the leader's rollout tick: minimum-ready times and deadlines need a clock). */
+    advanceRollouts: async () => feed.publish(await advanceRollouts(db, recordNotes)),
 
     /** Trades a join token for a host identity and a credential bound to that host. */
     async enroll(name: string, labels: Record<string, string>): Promise<{ hostId: string; token: string; expiresAt: Date }> {
@@ -151,7 +170,6 @@ export function createHostService({ db, feed, events }: ServiceDeps, tokens: Tok
         const notes: ScheduleNote[] = [];
         feed.publish(await db.transaction((tx) => scheduleTool(tx, tool, undefined, notes)));
         await recordNotes(notes);
-        await announceDrained(notes.filter((n) => n.action === 'drain.originals.removed').flatMap((n) => n.data.hosts as string[]));
       }
     },
 

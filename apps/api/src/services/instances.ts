@@ -1,5 +1,5 @@
 import { and, asc, eq, ne, or, sql, type SQL } from 'drizzle-orm';
-import type { InstanceState, InstanceStatus } from '../../../../protocol/src/index.ts';
+import type { HealthState, InstanceState, InstanceStatus } from '../../../../protocol/src/index.ts';
 import { instances, type Db } from '../../../../db/src/index.ts';
 
 export interface InstanceView {
@@ -15,6 +15,12 @@ export interface InstanceView {
   exitCode: number | null;
   restarts: number;
   reason: string | null;
+  /** none | starting | healthy | unhealthy (null until reported). */
+  health: HealthState | null;
+  /** Failing again and again under its restart policy; restarts wait `backoffSeconds`. */
+  crashLoop: boolean;
+  backoffSeconds: number | null;
+  lastExitCode: number | null;
   updatedAt: string;
 }
 
@@ -32,6 +38,10 @@ export function instanceView(r: typeof instances.$inferSelect): InstanceView {
     exitCode: r.exitCode,
     restarts: r.restarts,
     reason: r.reason,
+    health: r.health as HealthState | null,
+    crashLoop: r.crashLoop,
+    backoffSeconds: r.backoffSeconds,
+    lastExitCode: r.lastExitCode,
     updatedAt: r.updatedAt.toISOString(),
   };
 }
@@ -56,10 +66,13 @@ export function createInstanceService(db: Db) {
       if (!report.length) return { foreign: [] };
       // One statement for the whole report; the host_id condition is what confines an agent to its own instances.
       const rows = sql.join(
-        report.map((r) => sql`(${r.id}::text, ${r.state}::text, ${r.containerId}::text, ${r.exitCode}::int, ${r.restarts}::int, ${r.reason}::text, ${r.version}::int)`),
+        report.map(
+          (r) =>
+            sql`(${r.id}::text, ${r.state}::text, ${r.containerId}::text, ${r.exitCode}::int, ${r.restarts}::int, ${r.reason}::text, ${r.version}::int, ${r.health ?? 'none'}::text, ${r.crashLoop ?? false}::boolean, ${r.backoffSeconds ?? null}::int, ${r.lastExitCode ?? null}::int)`,
+        ),
         sql`, `,
       );
-      const v = sql`(values ${rows}) as v(id, state, container_id, exit_code, restarts, reason, running_version)`;
+      const v = sql`(values ${rows}) as v(id, state, container_id, exit_code, restarts, reason, running_version, health, crash_loop, backoff_seconds, last_exit_code)`;
       const updated = await db
         .update(instances)
         .set({
@@ -69,6 +82,13 @@ export function createInstanceService(db: Db) {
           restarts: sql`v.restarts`,
           reason: sql`v.reason`,
           runningVersion: sql`v.running_version`,
+          health: sql`v.health`,
+          crashLoop: sql`v.crash_loop`,
+          backoffSeconds: sql`v.backoff_seconds`,
+          lastExitCode: sql`v.last_exit_code`,
+          // A rollout waits until a new replica has run for a while: the clock starts when this
+          // container is first reported running and survives reports that change something else.
+          runningSince: sql`case when v.state <> 'running' then null when ${instances.runningSince} is not null and ${instances.containerId} is not distinct from v.container_id then ${instances.runningSince} else now() end`,
           updatedAt: sql`now()`,
         })
         .from(v)

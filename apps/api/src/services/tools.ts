@@ -3,7 +3,8 @@ import { and, asc, desc, eq, ne } from 'drizzle-orm';
 import { canonicalJson, type ToolSpec } from '../../../../protocol/src/index.ts';
 import { instances, tools, toolVersions } from '../../../../db/src/index.ts';
 import { notFound } from '../errors.ts';
-import { scheduleTool } from '../scheduler/scheduler.ts';
+import { scheduleTool, type ScheduleNote } from '../scheduler/scheduler.ts';
+import { recordScheduleNotes } from './scheduleNotes.ts';
 import { bumpRevision } from './revision.ts';
 import type { ServiceDeps } from './deps.ts';
 
@@ -22,7 +23,9 @@ export function createToolService({ db, feed, events }: ServiceDeps) {
     /** Same spec → unchanged; changed spec → new immutable version; replicas follow it unless pinned. */
     async put(name: string, spec: ToolSpec, actor: string): Promise<{ status: 'created' | 'updated' | 'unchanged'; tool: ToolView }> {
       const hash = specHash(spec);
+      const notes: ScheduleNote[] = [];
       const res = await db.transaction(async (tx) => {
+        notes.length = 0; // a retried transaction starts over
         // Insert-if-missing, then lock: two concurrent creates of one name serialize instead of colliding.
         await tx.insert(tools).values({ name, currentVersion: 0 }).onConflictDoNothing();
         const [cur] = await tx.select().from(tools).where(eq(tools.name, name)).for('update');
@@ -34,10 +37,12 @@ export function createToolService({ db, feed, events }: ServiceDeps) {
         const version = (cur?.currentVersion ?? 0) + 1;
         await tx.update(tools).set({ currentVersion: version, updatedAt: new Date() }).where(eq(tools.name, name));
         await tx.insert(toolVersions).values({ tool: name, version, spec, specHash: hash });
-        const touched = await scheduleTool(tx, name, await bumpRevision(tx));
+        const touched = await scheduleTool(tx, name, await bumpRevision(tx), notes);
         return { status: isNew ? ('created' as const) : ('updated' as const), touched };
       });
       feed.publish(res.touched);
+      // A new version of a deployed tool starts a rollout: say so (after the commit).
+      await recordScheduleNotes(events, notes);
       const tool = await this.get(name);
       if (res.status !== 'unchanged') {
         await events.record({ kind: 'audit', actor, action: 'tool.put', target: name, outcome: 'ok', data: { version: tool.version } });
