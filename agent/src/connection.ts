@@ -11,6 +11,7 @@ import {
   type InvocationRequest,
   type InvocationResult,
   type LogsRequest,
+  type ReconcileReport,
 } from '../../protocol/src/index.ts';
 
 export interface ConnectionLog {
@@ -40,6 +41,8 @@ export interface ConnectionDeps {
   onAuditRequest?(id: string): void;
   log: ConnectionLog;
   heartbeatMs?: number;
+  /** Reconcile passes since the last heartbeat, sent with the next one (the control plane's metrics). */
+  reconcileReport?: () => ReconcileReport | undefined;
 }
 
 const BACKOFF_MIN_MS = 250;
@@ -161,7 +164,10 @@ export class AgentConnection {
       if (!this.send({ type: 'hello', protocol: PROTOCOL_VERSION, lastRevision: this.revision, ...base })) return;
       this.helloSent = true;
       this.flushResults();
-      this.heartbeat = setInterval(() => this.send({ type: 'heartbeat', at: Date.now() }), this.d.heartbeatMs ?? 5000);
+      this.heartbeat = setInterval(() => {
+        const reconcile = this.d.reconcileReport?.();
+        this.send({ type: 'heartbeat', at: Date.now(), ...(reconcile ? { reconcile } : {}) });
+      }, this.d.heartbeatMs ?? 5000);
     });
     ws.on('message', (data, isBinary) => !isBinary && this.onFrame(data.toString('utf8')));
     ws.on('error', (err) => this.d.log.warn({ err: err.message }, 'control plane connection error'));

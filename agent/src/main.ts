@@ -104,8 +104,11 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
   // Its first pass removes every warm container found: one may have served an invocation before a restart.
   warm.start();
   connection.start();
-  // Secrets volumes and helpers a crash left behind: swept at start, then every minute.
-  const sweepSecrets = () => void port.sweepSecrets?.(cred.hostId).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'secrets sweep failed'));
+  // Secrets volumes and helpers a crash left behind, and tool networks nothing uses: swept at start, then every minute.
+  const sweepSecrets = () => {
+    void port.sweepSecrets?.(cred.hostId).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'secrets sweep failed'));
+    void port.sweepNetworks?.(cred.hostId).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'network sweep failed'));
+  };
   sweepSecrets();
   const secretsSweeper = setInterval(sweepSecrets, 60_000);
   secretsSweeper.unref();

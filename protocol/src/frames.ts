@@ -122,7 +122,13 @@ export const StatusFrame = z.strictObject({
   revision: Revision,
   instances: z.array(InstanceStatusSchema).max(10_000),
 });
-export const HeartbeatFrame = z.strictObject({ type: z.literal('heartbeat'), at: z.number().int() });
+/** Reconcile passes finished since the previous heartbeat: durations (the latest 256) and how many failed. */
+export const ReconcileReportSchema = z.strictObject({
+  seconds: z.array(z.number().min(0).max(86_400)).max(256),
+  errors: z.number().int().min(0).max(1_000_000),
+});
+export type ReconcileReport = z.infer<typeof ReconcileReportSchema>;
+export const HeartbeatFrame = z.strictObject({ type: z.literal('heartbeat'), at: z.number().int(), reconcile: ReconcileReportSchema.optional() });
 export const InvocationResultFrame = z.strictObject({ type: z.literal('invocationResult'), result: InvocationResultSchema });
 
 // ── log streams ───────────────────────────────────────────────────────────────

@@ -107,6 +107,24 @@ describe('dashboard in Chromium', () => {
     await shot('03-hosts-instances');
   }, 90_000);
 
+  it('scales by keyboard alone: Tab reaches the replicas field, Enter submits', async () => {
+    await go('Tools');
+    let label = '';
+    for (let i = 0; i < 60 && label !== 'Replicas of web-sleep'; i++) {
+      await page.keyboard.press('Tab');
+      label = await page.evaluate(() => {
+        const el = document.activeElement as HTMLInputElement | null;
+        return el?.labels?.[0]?.textContent?.trim() ?? '';
+      });
+    }
+    expect(label).toBe('Replicas of web-sleep');
+    await page.keyboard.press('ControlOrMeta+a');
+    await page.keyboard.type('1');
+    await page.keyboard.press('Enter');
+    await page.getByTestId('deployment-web-sleep').filter({ hasText: '1 of 1 running' }).waitFor({ timeout: 60_000 });
+    await waitFor(async () => (await cluster.containers(false)).filter((c) => c.Labels['machete.tool'] === 'web-sleep').length === 1, 'one web-sleep container left');
+  }, 90_000);
+
   it('invokes a tool from the page and shows its exit code, stdout and stderr', async () => {
     await cluster.api('PUT', '/api/v1/tools/web-echo', { image: inject('testImage'), command: ['sh', '-c', 'echo "$1 $2"; echo oops >&2; exit 3', 'sh'] });
     await go('Invocations');

@@ -42,6 +42,29 @@ describe('metrics of a running control plane', () => {
     await waitFor(async () => sample(await scrape(), 'machete_connected_agents') === 0, 'agents gauge back at 0');
   });
 
+  it("turns the reconcile passes agents report with their heartbeats into a duration histogram and an error count", async () => {
+    const before = await scrape();
+    const { token } = await enrollFake(cluster, 'reconcile-host');
+    const agent = await FakeAgent.connect(cluster, token);
+    agent.hello();
+    await agent.next('snapshot');
+    agent.send({ type: 'heartbeat', at: Date.now(), reconcile: { seconds: [0.004, 0.02, 0.3], errors: 1 } });
+    agent.send({ type: 'heartbeat', at: Date.now() });
+    const count = 'machete_reconcile_pass_duration_seconds_count';
+    const text = await waitFor(async () => {
+      const t = await scrape();
+      return sample(t, count) === sample(before, count) + 3 ? t : null;
+    }, 'three passes counted');
+    expect(sample(text, 'machete_reconcile_pass_duration_seconds_bucket{le="0.005"}')).toBe(sample(before, 'machete_reconcile_pass_duration_seconds_bucket{le="0.005"}') + 1);
+    expect(sample(text, 'machete_reconcile_pass_duration_seconds_bucket{le="0.25"}')).toBe(sample(before, 'machete_reconcile_pass_duration_seconds_bucket{le="0.25"}') + 2);
+    expect(sample(text, 'machete_reconcile_errors_total')).toBe(sample(before, 'machete_reconcile_errors_total') + 1);
+    // A report outside its bounds is refused as a frame, not counted.
+    agent.send({ type: 'heartbeat', at: Date.now(), reconcile: { seconds: [-1], errors: 0 } });
+    await agent.next('error');
+    expect(sample(await scrape(), count)).toBe(sample(text, count));
+    agent.ws.close();
+  });
+
   it('is open on the loopback bind and answers ready', async () => {
     const res = await fetch(`${cluster.url}/metrics`);
     expect(res.status).toBe(200);

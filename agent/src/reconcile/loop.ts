@@ -32,6 +32,8 @@ export interface ReconcilerDeps {
   extraReasons?: () => ReadonlyMap<string, string>;
   /** Crash-loop backoff between restarts of one instance (1 s doubling to 60 s, reset after 60 s running). */
   restartBackoff?: { initialMs?: number; maxMs?: number; resetAfterMs?: number };
+  /** Each finished pass, timed, and whether it failed (metrics reported with the heartbeat). */
+  onPass?: (seconds: number, ok: boolean) => void;
 }
 
 export interface Reconciler {
@@ -239,7 +241,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const tasks = p.remove.map(({ container: c }) => guard(c.instanceId, () => act.retire(c)));
     for (const c of p.stop) tasks.push(guard(c.instanceId, () => port.stop(c.id, stopTimeout)));
     for (const { desired: inst, container, why } of p.replace) {
-      const wait = why === 'restart' ? crash.heldFor(inst.id, now) : 0;
+      const wait = why === 'restart' ? crash.heldFor(inst.id, container.id, now) : 0;
       if (wait > 0) {
         reasons.set(inst.id, `restarting in ${Math.ceil(wait / 1000)}s`);
         crash.noteHeld(inst.id);
@@ -249,7 +251,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       tasks.push(
         guard(inst.id, async () => {
           const replaced = await act.replace(inst, container);
-          if (replaced && why === 'restart') crash.noteRestart(inst.id, now, container.exitCode);
+          if (replaced && why === 'restart') crash.noteRestart(inst.id, container.exitCode);
         }),
       );
     }
@@ -291,12 +293,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   async function runPasses(): Promise<void> {
     do {
       s.dirty = false;
+      const t0 = performance.now();
       try {
         await pass();
+        deps.onPass?.((performance.now() - t0) / 1000, true);
         if (s.failStreak > 0) log.info({ failedPasses: s.failStreak }, 'reconcile recovered');
         s.failStreak = 0;
         s.retryMs = RETRY_INITIAL_MS;
       } catch (err) {
+        deps.onPass?.((performance.now() - t0) / 1000, false);
         // Logged once per streak. Triggers queued meanwhile are dropped: the retry covers them.
         if (s.failStreak++ === 0) log.warn({ err: message(err) }, 'reconcile pass failed; retrying with backoff');
         arm('retry', s.retryMs, 'retry after engine error');

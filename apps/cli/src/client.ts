@@ -7,12 +7,15 @@ import type {
   HostPatchBody,
   HostSchema,
   InstanceSchema,
+  InvocationSchema,
   IssuedTokenSchema,
   JoinTokenBody,
   JoinTokenSchema,
   TokenBody,
   ToolSchema,
+  ToolSpecBody,
 } from '../../api/src/http/schemas.ts';
+import type { JsonRoute, RouteAnswer, RouteArgs, RouteKey, StreamRoute } from '../../api/src/http/contract.ts';
 import { clean, CliError, sleep } from './io.ts';
 
 // Wire types come from the very zod schemas the API validates and documents with,
@@ -20,6 +23,7 @@ import { clean, CliError, sleep } from './io.ts';
 export type Tool = z.infer<typeof ToolSchema>;
 export type Deployment = z.infer<typeof DeploymentSchema>;
 export type Instance = z.infer<typeof InstanceSchema>;
+export type Invocation = z.infer<typeof InvocationSchema>;
 export type Host = z.infer<typeof HostSchema>;
 export type ApiEvent = z.infer<typeof EventSchema>;
 export type IssuedToken = z.infer<typeof IssuedTokenSchema>;
@@ -29,6 +33,7 @@ export type JoinTokenRequest = z.input<typeof JoinTokenBody>;
 export type DeploymentRequest = z.input<typeof DeploymentBody>;
 export type HostPatch = z.input<typeof HostPatchBody>;
 export type AuditResult = z.infer<typeof AuditResultSchema>;
+export type ToolSpecInput = z.input<typeof ToolSpecBody>;
 
 const REQUEST_TIMEOUT_MS = 30_000;
 const RATE_LIMIT_RETRIES = 3;
@@ -52,7 +57,7 @@ export interface ClientOptions {
   fetch?: typeof fetch;
 }
 
-/** A small JSON client of the MACHETE API: bearer auth, one readable error line per failure. */
+/** The CLI's client of the MACHETE API: typed routes, bearer auth, one readable error line per failure. */
 export class ApiClient {
   readonly server: string;
   private readonly token: string | null;
@@ -66,26 +71,20 @@ export class ApiClient {
     this.fetchImpl = opts.fetch ?? fetch;
   }
 
-  get<T>(path: string): Promise<T> {
-    return this.json<T>('GET', path);
-  }
-  put<T>(path: string, body: unknown): Promise<T> {
-    return this.json<T>('PUT', path, body);
-  }
-  post<T>(path: string, body: unknown): Promise<T> {
-    return this.json<T>('POST', path, body);
-  }
-  patch<T>(path: string, body: unknown): Promise<T> {
-    return this.json<T>('PATCH', path, body);
-  }
-  async delete(path: string): Promise<void> {
-    await this.json<unknown>('DELETE', path);
+  /**
+   * Calls one route of the API's route table with its path parameters, query and body, and
+   * answers with the JSON the route's schema promises. Routes and shapes come from the server's
+   * contract (`import type` only): no path is ever spelled here by hand.
+   */
+  call<K extends JsonRoute>(route: K, ...[args]: ArgsOf<K>): Promise<RouteAnswer<K>> {
+    const [method, path] = resolve(route, args);
+    return this.json<RouteAnswer<K>>(method, path, args?.body);
   }
 
-  /** Like `get`, but a 404 is `null` rather than an error. */
-  async find<T>(path: string): Promise<T | null> {
+  /** Like `call`, but a 404 is `null` rather than an error. */
+  async find<K extends JsonRoute>(route: K, ...rest: ArgsOf<K>): Promise<RouteAnswer<K> | null> {
     try {
-      return await this.get<T>(path);
+      return await this.call(route, ...rest);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) return null;
       throw err;
@@ -93,7 +92,7 @@ export class ApiClient {
   }
 
   /** Sends a request and returns the JSON answer (`undefined` for an empty body). */
-  async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body, AbortSignal.timeout(REQUEST_TIMEOUT_MS));
     const text = await res.text();
     if (!text) return undefined as T;
@@ -105,7 +104,8 @@ export class ApiClient {
   }
 
   /** Opens a streaming GET (server-sent events); the caller reads `body` until it ends or the signal aborts. */
-  async stream(path: string): Promise<ReadableStream<Uint8Array>> {
+  async stream<K extends StreamRoute>(route: K, ...[args]: ArgsOf<K>): Promise<ReadableStream<Uint8Array>> {
+    const [, path] = resolve(route, args);
     const res = await this.send('GET', path, undefined, undefined, 'text/event-stream');
     if (!res.body) throw new CliError(`GET ${path}: the server sent no stream`);
     return res.body;
@@ -139,6 +139,23 @@ export class ApiClient {
     if (!res.ok) throw await apiError(res);
     return res;
   }
+}
+
+/** Arguments may be left out where a route has no path parameter or body to give. */
+type ArgsOf<K extends RouteKey> = object extends RouteArgs<K> ? [args?: RouteArgs<K>] : [args: RouteArgs<K>];
+
+/** `'GET /tools/{name}'` with `{params: {name: 'a b'}}` → `['GET', '/api/v1/tools/a%20b']`, plus the query. */
+export function resolve(route: RouteKey, args: { params?: Record<string, string>; query?: Record<string, string | number | boolean | undefined> } = {}): [string, string] {
+  const [method, template] = route.split(' ') as [string, string];
+  const path = template.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const v = args.params?.[name];
+    if (v === undefined) throw new CliError(`${route}: missing ${name}`);
+    return encodeURIComponent(v);
+  });
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(args.query ?? {})) if (v !== undefined) q.set(k, String(v));
+  const qs = q.toString();
+  return [method, `/api/v1${path}${qs ? `?${qs}` : ''}`];
 }
 
 /** `{"error":{"code","message"}}` → "message (404 not_found)"; anything else → the status line. */

@@ -46,5 +46,3 @@ export function intArg(what: string, min: number, max: number) {
 
 /** commander collector for repeatable options (`--label a=1 --label b=2`). */
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
-
-export const seg = (s: string) => encodeURIComponent(s);

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerAudit } from './commands/audit.ts';
+import { registerCompletion } from './commands/completion.ts';
 import { registerEvents } from './commands/events.ts';
 import { registerHosts } from './commands/hosts.ts';
 import { registerInstances } from './commands/instances.ts';
@@ -52,5 +53,6 @@ export function buildProgram(ctx: Ctx): Command {
   registerSecret(program, ctx);
   registerSecrets(program, ctx);
   registerAudit(program, ctx);
+  registerCompletion(program, ctx);
   return program;
 }

@@ -54,6 +54,18 @@ describe('hosts', () => {
     expect(bad.stderr).toMatch(/^machete: labels.*reserved/);
   });
 
+  it('hosts drain marks the host draining and unschedulable; uncordon makes it ready again', async () => {
+    const drained = await run(['hosts', 'drain', hostId]);
+    expect(drained.code, drained.stderr).toBe(0);
+    expect(drained.stdout).toBe(`host/${hostId} (e2e-host) draining, 0 instances left on it\n`);
+    expect((await cluster.api('GET', `/api/v1/hosts/${hostId}`)).body).toMatchObject({ status: 'draining', schedulable: false });
+    const back = await run(['hosts', 'uncordon', hostId, '--json']);
+    expect(back.code, back.stderr).toBe(0);
+    expect(JSON.parse(back.stdout)).toMatchObject({ id: hostId, status: 'ready', schedulable: true });
+    expect((await run(['hosts', 'cordon', hostId])).stdout).toBe(`host/${hostId} (e2e-host) ready, not schedulable\n`);
+    expect((await run(['hosts', 'uncordon', hostId])).stdout).toBe(`host/${hostId} (e2e-host) ready, schedulable\n`);
+  });
+
   it('an unknown host is a one-line not-found error', async () => {
     expect(await run(['hosts', 'drain', 'hnope'])).toMatchObject({ code: 1, stderr: 'machete: host not found (404 not_found)\n' });
   });

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ApiError } from './api.js';
-import { followEvents, getDeployment, invoke, listHosts, listInstances, listTools, putDeployment, putTool } from './client.js';
+import { call, followEvents, getDeployment, invoke, listHosts, listInstances, listTools, putDeployment, putTool, resolve } from './client.js';
 
 // The dashboard's routes without a browser: fetch and sessionStorage are stubbed, so these
 // pin the method, path, headers and body each function sends (the types pin the shapes).
@@ -27,6 +27,7 @@ afterEach(() => vi.unstubAllGlobals());
 
 describe('the dashboard client', () => {
   it('sends each route to its method and path under /api/v1 with the session token', async () => {
+    answer = () => (sent.at(-1)?.url.endsWith('/invoke') ? Response.json({ id: 'v1', status: 'succeeded' }) : Response.json([]));
     await listTools();
     await putTool('a b', { image: 'busybox:latest' });
     await getDeployment('hello');
@@ -47,6 +48,17 @@ describe('the dashboard client', () => {
     ]);
     expect(sent.every((s) => s.headers.authorization === 'Bearer tok')).toBe(true);
     expect(sent.map((s) => s.body)).toEqual([undefined, { image: 'busybox:latest' }, undefined, { replicas: 2 }, undefined, undefined, undefined, { args: ['x'], stdin: 'in', wait: true }]);
+  });
+
+  it('refuses an invoke answer that is not a finished invocation', async () => {
+    answer = () => Response.json({ id: 'v1' }, { status: 202 });
+    await expect(invoke('hello', {})).rejects.toThrow(/did not wait/);
+  });
+
+  it('resolves routes of the contract: parameters encoded, empty query keys left out, a missing parameter refused', () => {
+    expect(resolve('GET /tools/{name}/deployment', { params: { name: 'a/b' } })).toEqual(['GET', '/tools/a%2Fb/deployment']);
+    expect(resolve('GET /instances', { query: { tool: '', host: 'h1' } })).toEqual(['GET', '/instances?host=h1']);
+    expect(() => resolve('DELETE /tools/{name}', {})).toThrow(/missing name/);
   });
 
   it('tries the token being signed in with rather than the session one', async () => {
@@ -91,3 +103,17 @@ describe('the dashboard client', () => {
     }
   });
 });
+
+/** Never run: `tsc` checks the dashboard's calls against the API's route contract. */
+export function typeChecks(): void {
+  // @ts-expect-error a route the server does not have
+  void call('GET /tool', {});
+  // @ts-expect-error a field the deployment body does not have
+  void call('PUT /tools/{name}/deployment', { params: { name: 'x' }, body: { replica: 1 } });
+  // @ts-expect-error the path parameter is required
+  void call('GET /hosts/{id}', {});
+  void call('GET /hosts', {}).then((hosts) => {
+    // @ts-expect-error answers are typed from the server's schema: a Host has no `image`
+    void hosts[0]?.image;
+  });
+}

@@ -1,5 +1,4 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { swaggerUI } from '@hono/swagger-ui';
 import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
 import { MacheteError } from '../errors.ts';
@@ -14,7 +13,9 @@ import { hostRoutes } from './routes/hosts.ts';
 import { instanceRoutes } from './routes/instances.ts';
 import { invocationRoutes } from './routes/invocations.ts';
 import { logRoutes } from './routes/logs.ts';
-import { observabilityRoutes, httpMetrics } from './routes/observability.ts';
+import { observabilityRoutes, httpMetrics, requestLog } from './routes/observability.ts';
+import { docsRoutes } from './docs.ts';
+import { documentOperationalRoutes, withExamples } from './openapi.ts';
 import { secretRoutes } from './routes/secrets.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { toolRoutes } from './routes/tools.ts';
@@ -29,6 +30,7 @@ export function createApp(d: Deps) {
   const app = new OpenAPIHono();
   app.onError(createErrorHandler(d.log));
   app.notFound((c) => c.json(errorBody('not_found', 'no such route'), 404));
+  app.use('*', requestLog(d.log));
   app.use('*', httpMetrics(d.metrics));
   app.use('*', secureHeaders({ contentSecurityPolicy: undefined }));
   // Outermost on /api: sees the final status of every request, refusals by the limits below included.
@@ -67,12 +69,16 @@ export function createApp(d: Deps) {
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'User token (admin, operator, viewer or invoker)' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'join', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Join token' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'agent', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Agent token bound to one host' });
-  app.doc31('/api/openapi.json', {
+  documentOperationalRoutes(app);
+  const docConfig = {
     openapi: '3.1.0',
     info: { title: 'MACHETE API', version: d.version, description: 'Run containerized tools on a fleet of hosts, safely.' },
     servers: [{ url: '/' }],
-  });
-  app.get('/api/docs', swaggerUI({ url: '/api/openapi.json' }));
+  };
+  // Built on first request: every route is registered by then, and the document never changes after.
+  let doc: object | null = null;
+  app.get('/api/openapi.json', (c) => c.json((doc ??= withExamples(app.getOpenAPI31Document(docConfig)))));
+  app.route('/', docsRoutes());
   app.route('/', webRoutes());
   return app;
 }

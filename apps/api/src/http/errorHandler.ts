@@ -32,7 +32,7 @@ export function createErrorHandler(log: Logger) {
       const code: ErrorCode = status === 413 ? 'payload_too_large' : status === 401 ? 'unauthenticated' : status === 404 ? 'not_found' : status < 500 ? 'invalid_argument' : 'internal';
       return c.json(errorBody(code, code === 'payload_too_large' ? 'request body too large' : err.message || 'bad request'), STATUS[code]);
     }
-    log.error({ err, path: c.req.path, method: c.req.method }, 'unhandled error');
+    log.error({ err, reqId: c.get('requestId'), method: c.req.method, path: c.req.path }, 'unhandled error');
     return c.json(errorBody('internal', 'internal error'), 500);
   };
 }

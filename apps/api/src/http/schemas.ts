@@ -40,6 +40,10 @@ export const InstanceSchema = z
     exitCode: z.number().int().nullable(),
     restarts: z.number().int(),
     reason: z.string().nullable(),
+    health: z.enum(['none', 'starting', 'healthy', 'unhealthy']).nullable().openapi({ description: "The container's health check as its engine reports it; null until reported" }),
+    crashLoop: z.boolean().openapi({ description: 'Failing again and again under restart: on-failure; restarts wait a growing backoff' }),
+    backoffSeconds: z.number().int().nullable().openapi({ description: 'While crash-looping: the wait before the next restart (doubles per restart, up to 60 s)' }),
+    lastExitCode: z.number().int().nullable().openapi({ description: 'Exit code of the last container of this instance that was restarted' }),
     updatedAt: z.string(),
   })
   .openapi('Instance');
@@ -48,7 +52,24 @@ export const DeploymentBody = z
   .strictObject({ replicas: z.number().int().min(0).max(10_000), version: z.number().int().min(1).nullable().optional() })
   .openapi('DeploymentRequest', { example: { replicas: 3 } });
 export const DeploymentSchema = z
-  .object({ tool: z.string(), replicas: z.number().int(), version: z.number().int().nullable(), running: z.number().int(), instances: z.array(InstanceSchema) })
+  .object({
+    tool: z.string(),
+    replicas: z.number().int(),
+    version: z.number().int().nullable(),
+    running: z.number().int(),
+    rollout: z
+      .object({
+        state: z.enum(['progressing', 'complete', 'rolled_back']).nullable(),
+        from: z.number().int().nullable(),
+        to: z.number().int().nullable(),
+        stableVersion: z.number().int().nullable().openapi({ description: 'The last version every replica ran ready at once: where a failed rollout returns' }),
+        reason: z.string().nullable().openapi({ description: 'Why the rollout was rolled back' }),
+        startedAt: z.string().nullable(),
+      })
+      .nullable()
+      .openapi({ description: 'The latest rolling update (one replica at a time; rolled back when the new version fails); null before the first' }),
+    instances: z.array(InstanceSchema),
+  })
   .openapi('Deployment');
 
 const Usage = z.object({ cpus: z.number(), memoryMb: z.number() });

@@ -109,7 +109,10 @@ export class AgentSession {
       this.lastStatusRevision = f.revision;
       return this.handlers.onStatus(this, f);
     }
-    if (f.type === 'heartbeat') return this.handlers.onHeartbeat(this);
+    if (f.type === 'heartbeat') {
+      if (f.reconcile) this.meter.reconcile?.(f.reconcile);
+      return this.handlers.onHeartbeat(this);
+    }
     if (f.type === 'invocationResult') return this.handlers.onInvocationResult(this, f.result);
     if (f.type === 'logChunk' || f.type === 'logEnd') return this.handlers.onLog(this, f);
     if (f.type === 'auditReport') return this.handlers.onAuditReport(this, f);

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { AgentFrameSchema, ServerFrameSchema } from '../../../../protocol/src/index.ts';
+import { AgentFrameSchema, ServerFrameSchema, type ReconcileReport } from '../../../../protocol/src/index.ts';
 import type { Db } from '../../../../db/src/index.ts';
 import type { EventLog } from '../services/events.ts';
 
@@ -24,6 +24,8 @@ export interface FrameMeter {
   sent(type: string): void;
   /** A frame refused on the way in, or not sent, with a short fixed reason. */
   dropped(direction: 'in' | 'out', reason: string): void;
+  /** Reconcile passes an agent reports with its heartbeat. */
+  reconcile?(report: ReconcileReport): void;
 }
 
 export interface MetricsSources {
@@ -38,6 +40,7 @@ export interface MetricsSources {
 const FRAME_TYPES = new Set([...AgentFrameSchema.options, ...ServerFrameSchema.options].map((o) => String(o.shape.type.value)));
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const INVOCATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+const RECONCILE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export function createMetrics(src: MetricsSources): Metrics {
@@ -68,6 +71,10 @@ export function createMetrics(src: MetricsSources): Metrics {
   const framesOut = new Counter({ name: 'machete_ws_frames_sent_total', help: 'WebSocket frames sent to agents, by frame type', labelNames: ['type'] as const, registers });
   const drops = new Counter({ name: 'machete_ws_frames_dropped_total', help: 'WebSocket frames refused (in) or not sent (out), by reason', labelNames: ['direction', 'reason'] as const, registers });
   const frameType = (t: string) => (FRAME_TYPES.has(t) ? t : 'other');
+  // Passes run on the agents; each heartbeat carries those since the last one. No host label:
+  // per-host series would grow with the fleet; the agent's own log names the host that fails.
+  const passSeconds = new Histogram({ name: 'machete_reconcile_pass_duration_seconds', help: 'Reconcile pass durations reported by the agents connected to this control plane (the latest 256 per heartbeat)', buckets: RECONCILE_BUCKETS, registers });
+  const passErrors = new Counter({ name: 'machete_reconcile_errors_total', help: 'Reconcile passes that failed (engine errors), reported by the agents connected to this control plane', registers });
 
   const invocations = new Counter({ name: 'machete_invocations_total', help: 'Finished invocations by final status', labelNames: ['status'] as const, registers });
   const invocationSeconds = new Histogram({ name: 'machete_invocation_duration_seconds', help: 'Run time of finished invocations as reported by the agent, by status', labelNames: ['status'] as const, buckets: INVOCATION_BUCKETS, registers });
@@ -92,6 +99,10 @@ export function createMetrics(src: MetricsSources): Metrics {
       received: (t) => framesIn.inc({ type: frameType(t) }),
       sent: (t) => framesOut.inc({ type: frameType(t) }),
       dropped: (direction, reason) => drops.inc({ direction, reason }),
+      reconcile: (r) => {
+        for (const sec of r.seconds) passSeconds.observe(sec);
+        if (r.errors) passErrors.inc(r.errors);
+      },
     },
     stop: off,
   };

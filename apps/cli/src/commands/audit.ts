@@ -26,7 +26,7 @@ export function registerAudit(program: Command, ctx: Ctx): void {
         if (findings.length > 0) throw new CliError('', EXIT.failed);
         return;
       }
-      const result = await ctx.client().post<AuditResult>('/api/v1/audit', {});
+      const result = await ctx.client().call('POST /audit');
       reportLive(ctx, result, !!opts.json);
       if (liveFailed(result)) throw new CliError('', EXIT.failed);
     });

@@ -15,7 +15,7 @@ export function registerEvents(program: Command, ctx: Ctx): void {
     .option('--json', 'print the raw JSON (one object per line when following)')
     .action(async (opts: { follow?: boolean; limit: number; json?: boolean }) => {
       if (opts.follow) return follow(ctx, opts.limit, !!opts.json);
-      const list = await ctx.client().get<ApiEvent[]>(`/api/v1/events?limit=${opts.limit}`);
+      const list = await ctx.client().call('GET /events', { query: { limit: opts.limit } });
       if (opts.json) return printJson(ctx.io, list);
       if (!list.length) return void ctx.io.stderr.write('no events\n');
       const table = formatTable(
@@ -46,8 +46,8 @@ async function follow(ctx: Ctx, limit: number, json: boolean): Promise<void> {
   let warned = false;
   while (!io.signal?.aborted) {
     try {
-      const query = last === null ? `limit=${limit}` : `after=${last}&limit=1000`;
-      const body = await client.stream(`/api/v1/events?follow=true&${query}`);
+      const query = last === null ? { follow: 'true', limit } : { follow: 'true', after: last, limit: 1000 };
+      const body = await client.stream('GET /events', { query });
       opened = true;
       warned = false;
       for await (const m of parseSse(body)) {

@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
-import type { Host, HostPatch } from '../client.ts';
-import { seg, type Ctx } from '../context.ts';
+import type { Ctx } from '../context.ts';
 import { ago, labelsText, parseLabels, printJson, printTable, usageError } from '../io.ts';
 
 export function registerHosts(program: Command, ctx: Ctx): void {
-  const hosts = program.command('hosts').alias('host').description('list hosts, drain them, set their labels');
+  const hosts = program.command('hosts').alias('host').description('list hosts, drain, cordon or uncordon them, set their labels');
 
   hosts
     .command('ls')
@@ -12,7 +11,7 @@ export function registerHosts(program: Command, ctx: Ctx): void {
     .description('list hosts with their status, labels and allocation')
     .option('--json', 'print the raw JSON')
     .action(async (opts: { json?: boolean }) => {
-      const list = await ctx.client().get<Host[]>('/api/v1/hosts');
+      const list = await ctx.client().call('GET /hosts');
       if (opts.json) return printJson(ctx.io, list);
       printTable(
         ctx.io,
@@ -38,10 +37,26 @@ export function registerHosts(program: Command, ctx: Ctx): void {
     .argument('<id>', 'host id')
     .option('--json', 'print the host as JSON')
     .action(async (id: string, opts: { json?: boolean }) => {
-      const h = await ctx.client().post<Host>(`/api/v1/hosts/${seg(id)}/drain`, {});
+      const h = await ctx.client().call('POST /hosts/{id}/drain', { params: { id } });
       if (opts.json) return printJson(ctx.io, h);
       ctx.io.stdout.write(`host/${h.id} (${h.name}) ${h.status}, ${h.allocated.instances} instances left on it\n`);
     });
+
+  for (const [name, schedulable, description] of [
+    ['cordon', false, 'stop placing new replicas on a host; those running there stay (drain moves them)'],
+    ['uncordon', true, 'place replicas on a host again, after cordon or drain'],
+  ] as const) {
+    hosts
+      .command(name)
+      .description(description)
+      .argument('<id>', 'host id')
+      .option('--json', 'print the host as JSON')
+      .action(async (id: string, opts: { json?: boolean }) => {
+        const h = await ctx.client().call('PATCH /hosts/{id}', { params: { id }, body: { schedulable } });
+        if (opts.json) return printJson(ctx.io, h);
+        ctx.io.stdout.write(`host/${h.id} (${h.name}) ${h.status}, ${h.schedulable ? 'schedulable' : 'not schedulable'}\n`);
+      });
+  }
 
   hosts
     .command('label')
@@ -53,13 +68,12 @@ export function registerHosts(program: Command, ctx: Ctx): void {
       const { set, remove } = parseLabels(pairs, true);
       if (!Object.keys(set).length && !remove.length) throw usageError('no labels given');
       const client = ctx.client();
-      const p = `/api/v1/hosts/${seg(id)}`;
+      const params = { id };
       // PATCH replaces the whole label map: merge with the current one here.
-      const current = await client.get<Host>(p);
+      const current = await client.call('GET /hosts/{id}', { params });
       const labels = { ...current.labels, ...set };
       for (const k of remove) delete labels[k];
-      const body: HostPatch = { labels };
-      const h = await client.patch<Host>(p, body);
+      const h = await client.call('PATCH /hosts/{id}', { params, body: { labels } });
       if (opts.json) return printJson(ctx.io, h);
       ctx.io.stdout.write(`host/${h.id} labels: ${labelsText(h.labels) || '(none)'}\n`);
     });

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import type { Instance } from '../client.ts';
 import type { Ctx } from '../context.ts';
 import { ago, printJson, printTable } from '../io.ts';
 
@@ -12,10 +11,7 @@ export function registerInstances(program: Command, ctx: Ctx): void {
     .option('--host <id>', 'only this host')
     .option('--json', 'print the raw JSON')
     .action(async (opts: { tool?: string; host?: string; json?: boolean }) => {
-      const q = new URLSearchParams();
-      if (opts.tool) q.set('tool', opts.tool);
-      if (opts.host) q.set('host', opts.host);
-      const list = await ctx.client().get<Instance[]>(`/api/v1/instances${q.size ? `?${q}` : ''}`);
+      const list = await ctx.client().call('GET /instances', { query: { tool: opts.tool, host: opts.host } });
       if (opts.json) return printJson(ctx.io, list);
       printTable(
         ctx.io,

@@ -1,10 +1,8 @@
 import type { Command } from 'commander';
-import type { z } from 'zod';
-import type { InvocationSchema } from '../../../api/src/http/schemas.ts';
-import { collect, intArg, seg, type Ctx } from '../context.ts';
+import type { Invocation } from '../client.ts';
+import { collect, intArg, type Ctx } from '../context.ts';
 import { CliError, printJson, usageError, type CliIo } from '../io.ts';
 
-type Invocation = z.infer<typeof InvocationSchema>;
 
 /** Exit code of `machete invoke` when the tool did not exit by itself (timeout, cancel, refusal). */
 const EXIT_NOT_RUN = { timeout: 124, cancelled: 130 } as const;
@@ -34,9 +32,9 @@ async function follow(ctx: Ctx, id: string): Promise<Invocation> {
       const { ApiClient } = await import('../client.ts');
       const c = ctx.config();
       // The command's own client is aborted with the signal; cancel with a fresh one.
-      return new ApiClient({ server: c.server, token: c.token }).json<Invocation>('DELETE', `/api/v1/invocations/${seg(id)}`);
+      return new ApiClient({ server: c.server, token: c.token }).call('DELETE /invocations/{id}', { params: { id } });
     }
-    const inv = await client.get<Invocation>(`/api/v1/invocations/${seg(id)}`).catch((err) => {
+    const inv = await client.call('GET /invocations/{id}', { params: { id } }).catch((err) => {
       if (ctx.io.signal?.aborted) return null;
       throw err;
     });
@@ -65,7 +63,7 @@ export function registerInvoke(program: Command, ctx: Ctx): void {
         ...(opts.stdin ? { stdin: await readStdin(ctx.io) } : {}),
         ...(opts.timeout ? { timeoutSeconds: opts.timeout } : {}),
       };
-      const { id } = await ctx.client().post<{ id: string }>(`/api/v1/tools/${seg(name)}/invoke`, body);
+      const { id } = await ctx.client().call('POST /tools/{name}/invoke', { params: { name }, body });
       if (opts.async) {
         if (opts.json) printJson(ctx.io, { id });
         else ctx.io.stdout.write(`${id}\n`);
@@ -90,7 +88,7 @@ export function registerInvoke(program: Command, ctx: Ctx): void {
     .argument('<id>')
     .option('--json', 'print the raw JSON')
     .action(async (id: string, opts: { json?: boolean }) => {
-      const inv = await ctx.client().get<Invocation>(`/api/v1/invocations/${seg(id)}`);
+      const inv = await ctx.client().call('GET /invocations/{id}', { params: { id } });
       if (opts.json) return printJson(ctx.io, inv);
       const lines = [
         `id:        ${inv.id}`,
@@ -107,7 +105,7 @@ export function registerInvoke(program: Command, ctx: Ctx): void {
     .command('cancel')
     .argument('<id>')
     .action(async (id: string) => {
-      const inv = await ctx.client().json<Invocation>('DELETE', `/api/v1/invocations/${seg(id)}`);
+      const inv = await ctx.client().call('DELETE /invocations/{id}', { params: { id } });
       ctx.io.stdout.write(`${inv.id} ${inv.status}\n`);
     });
 }

@@ -35,7 +35,7 @@ export function registerLogin(program: Command, ctx: Ctx): void {
       const client = new ApiClient({ server, token, ...(io.signal ? { signal: io.signal } : {}) });
       let note = '';
       try {
-        await client.get('/api/v1/tools');
+        await client.call('GET /tools');
       } catch (err) {
         // 403: the token is genuine but its role (invoker) may not list tools. Anything else is a refusal.
         if (!(err instanceof ApiError && err.status === 403)) {

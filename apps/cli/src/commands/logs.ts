@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ApiError } from '../client.ts';
-import { intArg, seg, type Ctx } from '../context.ts';
+import { intArg, type Ctx } from '../context.ts';
 import { CliError, usageError } from '../io.ts';
 import { parseSse, type SseMessage } from '../sse.ts';
 
@@ -15,14 +15,10 @@ interface Opts {
   json?: boolean;
 }
 
-function query(opts: Opts, kind: Kind): string {
-  const q = new URLSearchParams();
-  if (opts.follow) q.set('follow', 'true');
+function query(opts: Opts, kind: Kind) {
   // tail and since apply to container logs; an invocation's output is served whole.
-  if (kind === 'instances' && opts.tail !== undefined) q.set('tail', String(opts.tail));
-  if (kind === 'instances' && opts.since !== undefined) q.set('since', String(opts.since));
-  const s = q.toString();
-  return s ? `?${s}` : '';
+  const instance = kind === 'instances';
+  return { follow: opts.follow ? 'true' : undefined, tail: instance ? opts.tail : undefined, since: instance ? opts.since : undefined };
 }
 
 /** Opens the stream: the kind asked for, or an instance first and then an invocation of that id. */
@@ -31,7 +27,7 @@ async function open(ctx: Ctx, id: string, opts: Opts): Promise<ReadableStream<Ui
   const client = ctx.client();
   for (const [i, kind] of kinds.entries()) {
     try {
-      return await client.stream(`/api/v1/${kind}/${seg(id)}/logs${query(opts, kind)}`);
+      return await client.stream(kind === 'instances' ? 'GET /instances/{id}/logs' : 'GET /invocations/{id}/logs', { params: { id }, query: query(opts, kind) });
     } catch (err) {
       const last = i === kinds.length - 1;
       if (!(err instanceof ApiError && err.status === 404) || last) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { Deployment, DeploymentRequest, Instance } from '../client.ts';
-import { intArg, seg, type Ctx } from '../context.ts';
+import type { Deployment, Instance } from '../client.ts';
+import { intArg, type Ctx } from '../context.ts';
 import { clean, CliError, printJson, sleep } from '../io.ts';
 
 const POLL_MS = 500;
@@ -28,10 +28,9 @@ export function registerScale(program: Command, ctx: Ctx): void {
     .option('--json', 'print the final deployment as JSON')
     .action(async (name: string, replicas: number, opts: ScaleOptions) => {
       const client = ctx.client();
-      const p = `/api/v1/tools/${seg(name)}/deployment`;
-      const body: DeploymentRequest = { replicas };
-      let d = await client.put<Deployment>(p, body);
-      if (opts.wait) d = await waitForReplicas(ctx, name, replicas, opts, () => client.get<Deployment>(p));
+      const params = { name };
+      let d = await client.call('PUT /tools/{name}/deployment', { params, body: { replicas } });
+      if (opts.wait) d = await waitForReplicas(ctx, name, replicas, opts, () => client.call('GET /tools/{name}/deployment', { params }));
       if (opts.json) printJson(ctx.io, d);
       else if (!opts.wait) ctx.io.stdout.write(`${name}: scaled to ${replicas} (${d.running} running now)\n`);
     });

@@ -1,14 +1,6 @@
 import type { Command } from 'commander';
-import { seg, type Ctx } from '../context.ts';
+import type { Ctx } from '../context.ts';
 import { ago, clean, printJson, printTable, readAll, usageError } from '../io.ts';
-
-interface SecretMeta {
-  name: string;
-  version: number;
-  sizeBytes: number;
-  createdAt: string;
-  updatedAt: string;
-}
 
 /** `machete secret set|ls|rm`: values go in on stdin only and never come back out. */
 export function registerSecret(program: Command, ctx: Ctx): void {
@@ -25,7 +17,7 @@ export function registerSecret(program: Command, ctx: Ctx): void {
       let value = await readAll(ctx.io.stdin);
       if (!opts.raw) value = value.replace(/\r?\n$/, '');
       if (value === '') throw usageError('the value on stdin is empty');
-      const meta = await ctx.client().put<SecretMeta>(`/api/v1/secrets/${seg(name)}`, { value });
+      const meta = await ctx.client().call('PUT /secrets/{name}', { params: { name }, body: { value } });
       if (opts.json) return printJson(ctx.io, meta);
       ctx.io.stdout.write(`secret ${clean(meta.name)} at version ${meta.version} (${meta.sizeBytes} bytes)\n`);
     });
@@ -35,7 +27,7 @@ export function registerSecret(program: Command, ctx: Ctx): void {
     .description('list secrets: names and metadata, never values')
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }) => {
-      const list = await ctx.client().get<SecretMeta[]>('/api/v1/secrets');
+      const list = await ctx.client().call('GET /secrets');
       if (opts.json) return printJson(ctx.io, list);
       printTable(ctx.io, ['NAME', 'VERSION', 'BYTES', 'UPDATED'], list.map((s) => [clean(s.name), s.version, s.sizeBytes, ago(s.updatedAt)]), 'no secrets');
     });
@@ -45,7 +37,7 @@ export function registerSecret(program: Command, ctx: Ctx): void {
     .description('delete a secret (refused while a tool names it)')
     .argument('<name>', 'secret name')
     .action(async (name: string) => {
-      await ctx.client().delete(`/api/v1/secrets/${seg(name)}`);
+      await ctx.client().call('DELETE /secrets/{name}', { params: { name } });
       ctx.io.stdout.write(`secret ${clean(name)} deleted\n`);
     });
 }

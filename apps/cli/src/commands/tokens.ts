@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { IssuedToken, JoinToken, JoinTokenRequest, TokenRequest } from '../client.ts';
-import { collect, intArg, seg, type Ctx } from '../context.ts';
+import type { JoinTokenRequest, TokenRequest } from '../client.ts';
+import { collect, intArg, type Ctx } from '../context.ts';
 import { parseLabels, printJson, usageError } from '../io.ts';
 
 const ROLES = ['admin', 'operator', 'viewer', 'invoker'] as const;
@@ -18,7 +18,7 @@ export function registerTokens(program: Command, ctx: Ctx): void {
     .action(async (opts: { role: string; name?: string; ttl?: number; json?: boolean }) => {
       if (!(ROLES as readonly string[]).includes(opts.role)) throw usageError(`--role must be one of ${ROLES.join(', ')}`);
       const body: TokenRequest = { role: opts.role as TokenRequest['role'], ...(opts.name ? { name: opts.name } : {}), ...(opts.ttl ? { ttlSeconds: opts.ttl } : {}) };
-      const t = await ctx.client().post<IssuedToken>('/api/v1/tokens', body);
+      const t = await ctx.client().call('POST /tokens', { body });
       if (opts.json) return printJson(ctx.io, t);
       ctx.io.stdout.write(`${t.token}\n`);
       ctx.io.stderr.write(`token id ${t.id}, expires ${t.expiresAt} (revoke with: machete token revoke ${t.id})\n`);
@@ -30,7 +30,7 @@ export function registerTokens(program: Command, ctx: Ctx): void {
     .argument('<id>', 'token id (as printed by token create), or the token itself')
     .action(async (idOrToken: string) => {
       const id = tokenId(idOrToken);
-      await ctx.client().delete(`/api/v1/tokens/${seg(id)}`);
+      await ctx.client().call('DELETE /tokens/{id}', { params: { id } });
       ctx.io.stdout.write(`token ${id} revoked\n`);
     });
 
@@ -45,7 +45,7 @@ export function registerTokens(program: Command, ctx: Ctx): void {
     .action(async (opts: { ttl?: number; label?: string[]; json?: boolean }) => {
       const labels = opts.label?.length ? parseLabels(opts.label).set : undefined;
       const body: JoinTokenRequest = { ...(opts.ttl ? { ttlSeconds: opts.ttl } : {}), ...(labels ? { labels } : {}) };
-      const t = await ctx.client().post<JoinToken>('/api/v1/hosts/join-tokens', body);
+      const t = await ctx.client().call('POST /hosts/join-tokens', { body });
       if (opts.json) return printJson(ctx.io, t);
       ctx.io.stdout.write(`${t.token}\n`);
       ctx.io.stderr.write(`expires ${t.expiresAt}\n`);

@@ -3,8 +3,8 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import YAML from 'yaml';
 import { ToolSpecSchema } from '../../../../protocol/src/index.ts';
-import type { Tool } from '../client.ts';
-import { seg, type Ctx } from '../context.ts';
+import type { Tool, ToolSpecInput } from '../client.ts';
+import type { Ctx } from '../context.ts';
 import { ago, CliError, printJson, printTable, readAll, usageError } from '../io.ts';
 
 export function registerTool(program: Command, ctx: Ctx): void {
@@ -28,10 +28,11 @@ export function registerTool(program: Command, ctx: Ctx): void {
       const { name: _dropped, ...spec } = doc;
 
       const client = ctx.client();
-      const p = `/api/v1/tools/${seg(name)}`;
+      const params = { name };
       // The PUT answer does not say which of created/updated/unchanged happened: compare with what was there.
-      const before = await client.find<Tool>(p);
-      const after = await client.put<Tool>(p, spec);
+      const before = await client.find('GET /tools/{name}', { params });
+      // The file's content is the server's to validate (one 400 naming the field), not the CLI's.
+      const after = await client.call('PUT /tools/{name}', { params, body: spec as ToolSpecInput });
       const status = !before ? 'created' : before.version !== after.version ? 'updated' : 'unchanged';
       if (opts.json) printJson(ctx.io, { status, tool: after });
       else ctx.io.stdout.write(`tool/${after.name} ${status} (version ${after.version})\n`);
@@ -43,7 +44,7 @@ export function registerTool(program: Command, ctx: Ctx): void {
     .description('list tools')
     .option('--json', 'print the raw JSON')
     .action(async (opts: { json?: boolean }) => {
-      const tools = await ctx.client().get<Tool[]>('/api/v1/tools');
+      const tools = await ctx.client().call('GET /tools');
       if (opts.json) return printJson(ctx.io, tools);
       printTable(
         ctx.io,
@@ -59,7 +60,7 @@ export function registerTool(program: Command, ctx: Ctx): void {
     .argument('<name>', 'tool name')
     .option('--json', 'print the raw JSON')
     .action(async (name: string, opts: { json?: boolean }) => {
-      const t = await ctx.client().get<Tool>(`/api/v1/tools/${seg(name)}`);
+      const t = await ctx.client().call('GET /tools/{name}', { params: { name } });
       if (opts.json) return printJson(ctx.io, t);
       ctx.io.stdout.write(`# version ${t.version}, created ${t.createdAt}, updated ${t.updatedAt}\n${YAML.stringify(inSpecOrder(t))}`);
     });
@@ -70,7 +71,7 @@ export function registerTool(program: Command, ctx: Ctx): void {
     .description('delete a tool; its replicas are removed from every host')
     .argument('<name>', 'tool name')
     .action(async (name: string) => {
-      await ctx.client().delete(`/api/v1/tools/${seg(name)}`);
+      await ctx.client().call('DELETE /tools/{name}', { params: { name } });
       ctx.io.stdout.write(`tool/${name} deleted\n`);
     });
 }

@@ -33,6 +33,16 @@ function ScaleForm({ name, replicas }) {
   </form>`;
 }
 
+/**
+ * The latest rolling update, when there was one: versions, state and, after a rollback, why.
+ * @param {import('../client.js').Deployment['rollout']} r
+ */
+function rolloutLine(r) {
+  if (!r?.state) return '';
+  const state = { progressing: 'in progress', complete: 'complete', rolled_back: 'rolled back' }[r.state];
+  return html`<p class="rollout">Rollout from version ${r.from ?? '—'} to ${r.to ?? '—'}: <strong>${state}</strong>${r.reason ? ` (${r.reason})` : ''}</p>`;
+}
+
 /** @param {{ name: string, tick: number }} props */
 function Deployment({ name, tick }) {
   const { data, error } = useApi(`deployment:${name}`, () => getDeployment(name), tick);
@@ -45,6 +55,7 @@ function Deployment({ name, tick }) {
       <strong>${data.running} of ${data.replicas} running</strong>
       ${Object.entries(byState).map(([s, n]) => html` <${StateBadge} value=${s} /> ${n}`)}
     </p>
+    ${rolloutLine(data.rollout)}
     <${ScaleForm} name=${name} replicas=${data.replicas} />`;
 }
 

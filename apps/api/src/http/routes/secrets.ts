@@ -9,8 +9,8 @@ const SecretNameParam = z.object({
   name: z.string().max(63).regex(SECRET_NAME_RE, 'invalid secret name').openapi({ param: { name: 'name', in: 'path' }, example: 'api-key' }),
 });
 /** The value is checked in UTF-8 bytes by the service; the schema bounds characters. */
-const SecretBody = z.strictObject({ value: z.string().max(MAX_SECRET_VALUE_BYTES) }).openapi('SecretValue', { example: { value: 's3cr3t' } });
-const SecretSchema = z
+export const SecretBody = z.strictObject({ value: z.string().max(MAX_SECRET_VALUE_BYTES) }).openapi('SecretValue', { example: { value: 's3cr3t' } });
+export const SecretSchema = z
   .object({ name: z.string(), version: z.number().int(), sizeBytes: z.number().int(), createdAt: z.string(), updatedAt: z.string() })
   .openapi('Secret', { description: 'Metadata only: a value is never returned.' });
 
