@@ -49,6 +49,7 @@ async function serve(): Promise<number> {
   server.log.info('shutting down');
   await agent?.stop();
   await server.close();
+  exitSoon();
   return 0;
 }
 
@@ -69,7 +70,17 @@ async function agent(): Promise<number> {
   }
   await untilSignal();
   await a.stop();
+  exitSoon();
   return 0;
+}
+
+/**
+ * After a clean shutdown the process should end by itself; if a driver still holds a socket
+ * (postgres.js has kept pool connections open after end() once a fleet had hammered it), it
+ * ends anyway after a short grace instead of hanging under a supervisor's SIGTERM.
+ */
+function exitSoon(): void {
+  setTimeout(() => process.exit(), 2_000).unref();
 }
 
 function untilSignal(): Promise<void> {

@@ -1,4 +1,4 @@
-import path from 'node:path';
+import { normalizeAbsolute, pathSegments } from './policy/paths.ts';
 
 /**
  * Engine and runtime control sockets, and the host paths that reach them: one list for the
@@ -22,11 +22,23 @@ const SOCKETS = [
 ];
 const ALL_SOCKETS = [...SOCKETS, ...SOCKETS.map((s) => `/var${s}`)].map((s) => s.split('/').filter(Boolean));
 
+/**
+ * What node:path's posix.normalize does, minus the trailing slash, in plain string code: protocol/
+ * imports zod only (DESIGN.md). A relative path keeps the `..` that climb out of it.
+ */
+function normalizeLexical(p: string): string {
+  if (p.startsWith('/')) return normalizeAbsolute(p);
+  const out: string[] = [];
+  for (const seg of pathSegments(p)) {
+    if (seg === '..' && out.length > 0 && out[out.length - 1] !== '..') out.pop();
+    else out.push(seg);
+  }
+  return out.join('/') || '.';
+}
 
 /** Host paths as the engine sees them: `//`, `.`, `..` and trailing slashes resolved; /proc/PID/root/X is X. */
 export function normalizeHostPath(p: string): string {
-  let n = path.posix.normalize(p.replace(/\\/g, '/'));
-  if (n.length > 1) n = n.replace(/\/+$/, '');
+  const n = normalizeLexical(p.replace(/\\/g, '/'));
   // /proc/1/root is the host's root as pid 1 sees it (also /proc/self/root, /proc/thread-self/root).
   const m = /^\/proc\/[^/]+\/root(\/.*)?$/.exec(n);
   if (m) return m[1] ?? '/';

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TestCluster, waitFor } from '../helpers/cluster.ts';
+import { expectLockedDown } from '../helpers/lockdown.ts';
 import { cgroupFile, diskBytes, keyValues, median, peakSampler, runningInvocation, stats, timedInvoke, withHostListener } from './resourceProbes.ts';
 
 // SECURITY-CASES 14, 17–19, 21 and 22 through the whole stack: HTTP → control plane → WebSocket →
@@ -42,31 +43,6 @@ afterEach(async () => {
   }
 }, 60_000);
 afterAll(() => cluster?.close());
-
-/** Case 14's settings, common to every kind of container MACHETE creates. */
-function expectLockedDown(info: Docker.ContainerInspectInfo, limits: { memoryMb: number; cpus: number; pids: number }): void {
-  const hc = info.HostConfig as Docker.HostConfig & { CgroupnsMode?: string };
-  expect(hc.CapDrop).toEqual(['ALL']);
-  expect(hc.CapAdd ?? []).toEqual([]);
-  expect(hc.SecurityOpt).toEqual(expect.arrayContaining([expect.stringMatching(/^no-new-privileges(:true)?$/)]));
-  expect(hc.Privileged).toBe(false);
-  expect(hc.ReadonlyRootfs).toBe(true);
-  expect(hc.Memory).toBe(limits.memoryMb * MIB);
-  expect(hc.MemorySwap).toBe(limits.memoryMb * MIB);
-  expect(hc.NanoCpus).toBe(limits.cpus * 1e9);
-  expect(hc.PidsLimit).toBe(limits.pids);
-  // No host namespaces: each of these is the engine's private default.
-  expect(hc.PidMode).toBe('');
-  expect(hc.IpcMode).toBe('private');
-  expect(hc.UTSMode).toBe('');
-  expect(hc.UsernsMode).toBe('');
-  expect(hc.CgroupnsMode).toBe('private');
-  expect(hc.Devices ?? []).toEqual([]);
-  expect(hc.Binds ?? []).toEqual([]);
-  expect(hc.NetworkMode).not.toMatch(/^(default|bridge|host|container:.*)$/);
-  expect(Object.keys(info.NetworkSettings.Networks)).not.toContain('bridge');
-  expect(info.Config.User).toBe('65534:65534');
-}
 
 describe('what the engine enforces (case 14)', () => {
   it('runs an invocation container locked down, with its own limits and no engine log', async () => {
@@ -140,6 +116,52 @@ describe('what the engine enforces (case 14)', () => {
       await cluster.docker.getNetwork('machete-net-iso-open').remove();
     }
   }, 60_000);
+
+  it('removes an isolated tool\'s network once the tool is deleted, and not while a container is on it', async () => {
+    await tool('iso-del', { command: ['sleep', '3600'], network: 'isolated', warm: 1 });
+    await cluster.api('PUT', '/api/v1/tools/iso-del/deployment', { replicas: 2 });
+    await waitFor(async () => (await toolContainers('iso-del')).filter((c) => c.State === 'running').length === 3, '2 replicas and a warm sandbox running', 30_000, 200).catch(async (err: Error) => {
+      const states = (await toolContainers('iso-del')).map((c) => `${c.Labels['machete.kind']}:${c.State}:${c.Status}`);
+      const insts = (await cluster.api('GET', '/api/v1/instances?tool=iso-del')).body.map((i: { kind: string; state: string; reason: string | null }) => `${i.kind}:${i.state}:${i.reason}`);
+      throw new Error(`${err.message}; containers ${JSON.stringify(states)}; instances ${JSON.stringify(insts)}`);
+    });
+    const net = await cluster.docker.getNetwork('machete-net-iso-del').inspect();
+    expect(net.Labels).toEqual({ 'machete.managed': 'true', 'machete.host': hostId, 'machete.tool': 'iso-del' });
+    // Scaled down to nothing but the warm sandbox: still in use, still there.
+    await cluster.api('PUT', '/api/v1/tools/iso-del/deployment', { replicas: 0 });
+    await waitFor(async () => (await toolContainers('iso-del')).length === 1, 'only the warm sandbox left', 30_000, 200);
+    expect((await cluster.docker.getNetwork('machete-net-iso-del').inspect()).Id).toBe(net.Id);
+    expect((await cluster.api('DELETE', '/api/v1/tools/iso-del')).status).toBe(204);
+    created.splice(created.indexOf('iso-del'), 1);
+    const gone = async () => (await cluster.docker.listNetworks({ filters: { name: ['machete-net-iso-del'] } })).length === 0;
+    await waitFor(gone, 'the network of the deleted tool removed', 30_000, 200);
+    expect(await toolContainers('iso-del')).toEqual([]);
+  }, 60_000);
+
+  it('locks down warm sandboxes like any container, on none and on an isolated network', async () => {
+    const limits = { memoryMb: 48, cpus: 0.25, pids: 24 };
+    await tool('warm-ls', { command: ['sh', '-c'], warm: 1, resources: limits, timeoutSeconds: 20 });
+    await tool('warm-iso', { command: ['sh', '-c'], warm: 1, network: 'isolated', timeoutSeconds: 20 });
+    for (const [name, expected, network] of [['warm-ls', limits, 'none'], ['warm-iso', { memoryMb: 256, cpus: 0.5, pids: 128 }, 'machete-net-warm-iso']] as const) {
+      const [c] = await waitFor(async () => {
+        const cs = await cluster.docker.listContainers({ filters: { label: ['machete.kind=warm', `machete.tool=${name}`, `machete.host=${hostId}`] } });
+        return cs.length > 0 ? cs : null;
+      }, `a started warm sandbox of ${name}`, 30_000, 200);
+      const info = await cluster.docker.getContainer(c!.Id).inspect();
+      expect(info.Config.Labels).toMatchObject({ 'machete.kind': 'warm', 'machete.tool': name });
+      expect(info.State.Running).toBe(true);
+      expectLockedDown(info, expected);
+      expect(info.HostConfig.NetworkMode).toBe(network);
+      expect(Object.keys(info.NetworkSettings.Networks)).toEqual([network]);
+      // Exec output never reaches the log driver; the idle process prints nothing: no engine log at all.
+      expect(info.HostConfig.LogConfig).toMatchObject({ Type: 'none' });
+      // A run in it (not a cold fallback: its hostname is the sandbox's) is held by the same limits.
+      await waitFor(async () => (await cluster.api('GET', `/api/v1/instances?tool=${name}`)).body.some((i: { kind: string; state: string }) => i.kind === 'warm' && i.state === 'running'), `${name} slot reported running`);
+      const probe = 'hostname; cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max; id -u';
+      const r = (await cluster.api('POST', `/api/v1/tools/${name}/invoke`, { args: [probe] })).body;
+      expect(r, JSON.stringify(r)).toMatchObject({ status: 'succeeded', stdout: `${c!.Id.slice(0, 12)}\n${expected.pids}\n65534\n` });
+    }
+  }, 90_000);
 });
 
 describe('resource limits on a real engine (cases 17–22)', () => {

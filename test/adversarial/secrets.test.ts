@@ -6,6 +6,7 @@ import { secrets } from '../../db/src/index.ts';
 import { loadConfig } from '../../apps/api/src/config.ts';
 import { startServer, type RunningServer } from '../../apps/api/src/server.ts';
 import { createSecretCipher } from '../../apps/api/src/secrets/cipher.ts';
+import { currentRevision } from '../../apps/api/src/services/revision.ts';
 import type { DesiredInstance } from '../../protocol/src/index.ts';
 import { freePort, waitFor } from '../helpers/cluster.ts';
 import { enroll, eventMark, eventsSince, FakeAgent } from './helpers.ts';
@@ -34,6 +35,12 @@ async function api(method: string, p: string, body?: unknown, token = admin): Pr
   return { status: res.status, body: text ? JSON.parse(text) : null, text };
 }
 const token = async (role: 'operator' | 'viewer' | 'invoker') => (await server.tokens.issue({ kind: 'user', role, ttlSeconds: 600 })).token;
+/** Frames the hub sent to agents, heartbeats aside (those are sent on a timer whatever happens). */
+async function framesSent(): Promise<number> {
+  const metric = server.deps.metrics.registry.getSingleMetric('machete_ws_frames_sent_total');
+  const values = (await metric!.get()).values;
+  return values.filter((v) => v.labels.type !== 'heartbeat').reduce((n, v) => n + v.value, 0);
+}
 const instancesIn = (a: FakeAgent): DesiredInstance[] => a.frames.flatMap((f) => (f.type === 'snapshot' ? f.instances : f.type === 'delta' ? f.upserts : []));
 
 async function agentFor(name: string) {
@@ -186,6 +193,54 @@ describe('image allowlist at the API (case 16)', () => {
     expect(refused[0]!.reason).toMatch(/^image: /);
     expect((await api('PUT', '/api/v1/tools/img-ok', { image: 'machete/busybox:test' })).status).toBe(201);
     expect((await api('PUT', '/api/v1/tools/img-ok2', { image: 'registry.example.com/team/app:1.4' })).status).toBe(201);
+  });
+
+  // As test/adversarial/specPolicy.test.ts does for the path policy: a refused image sends nothing
+  // to agents. The target is a deployed tool whose host is connected, so a slip would be a frame.
+  it('sends nothing to agents when an image is refused: revision, frames and the hub counter stay, and move for a valid image', async () => {
+    const h = await agentFor('img-host');
+    expect((await api('PUT', '/api/v1/tools/img-victim', { image: 'machete/busybox:test', placement: { labels: { role: 'img-host' } } })).status).toBe(201);
+    expect((await api('PUT', '/api/v1/tools/img-victim/deployment', { replicas: 1 })).status).toBe(200);
+    await waitFor(async () => instancesIn(h.agent).find((i) => i.tool === 'img-victim'), 'img-victim sent to its host');
+    const observe = async () => {
+      const frames = h.agent.frames.filter((f) => f.type !== 'heartbeat');
+      const victim = (await api('GET', '/api/v1/tools/img-victim')).body;
+      return {
+        revision: await currentRevision(server.deps.db),
+        agentFrames: frames.length,
+        agentRevision: Math.max(0, ...frames.map((f) => ('revision' in f && typeof f.revision === 'number' ? f.revision : 0))),
+        hubFramesSent: await framesSent(),
+        victim: { version: victim.version, image: victim.spec.image },
+      };
+    };
+    // Let the deployment's own sends settle before the baseline.
+    await new Promise((r) => setTimeout(r, 500));
+    const before = await observe();
+    const mark = await eventMark(server.deps.events);
+    for (const image of ['busybox', 'evil.example.com/machete/x:1', 'registry.example.com/app:2.0', 'machete.evil.com/x']) {
+      for (const target of ['img-victim', 'img-new']) {
+        const r = await api('PUT', `/api/v1/tools/${target}`, { image, placement: { labels: { role: 'img-host' } } });
+        expect(r, `${image} → ${target}`).toMatchObject({ status: 400, body: { error: { details: { field: 'image' } } } });
+      }
+    }
+    expect((await api('GET', '/api/v1/tools/img-new')).status).toBe(404);
+    const refused = await eventsSince(server.deps.events, mark, (e) => e.outcome === 'refused' && e.action === 'PUT /api/v1/tools/:name');
+    expect(refused.reduce((n, e) => n + Number(e.data?.coalesced ?? 1), 0)).toBe(8);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await observe()).toEqual(before);
+
+    // The same observations move when an allowed image is accepted.
+    const ok = await api('PUT', '/api/v1/tools/img-victim', { image: 'registry.example.com/team/app:1.5', placement: { labels: { role: 'img-host' } } });
+    expect(ok.status).toBe(200);
+    expect(await currentRevision(server.deps.db)).toBeGreaterThan(before.revision);
+    await waitFor(async () => (await framesSent()) > before.hubFramesSent, 'a frame sent to the agent');
+    const after = await waitFor(async () => {
+      const o = await observe();
+      return o.agentRevision > before.agentRevision ? o : null;
+    }, 'the agent received the new revision');
+    expect(after.agentFrames).toBeGreaterThan(before.agentFrames);
+    expect(instancesIn(h.agent).some((i) => i.tool === 'img-victim' && i.spec.image === 'registry.example.com/team/app:1.5')).toBe(true);
+    h.agent.ws.close();
   });
 });
 

@@ -20,6 +20,7 @@ const FIXTURE: Record<string, string> = {
   'db/src/bad.ts': `import { Name } from '../../protocol/src/index.ts';\nexport const x = Name;\n`,
   'db/src/driver.ts': `import postgres from 'postgres';\nimport { pino } from 'pino';\nexport const x = [postgres, pino];\n`,
   'protocol/src/log.ts': `import { pino } from 'pino';\nexport const log = pino;\n`,
+  'protocol/src/fs.ts': `import { readFileSync } from 'node:fs';\nexport const read = readFileSync;\n`,
   'agent/src/good.ts': `import { Name } from '../../protocol/src/index.ts';\nexport const x = Name;\n`,
   'agent/src/bad.ts': `import type { Row } from '../../db/src/index.ts';\nexport type X = Row;\n`,
   'apps/api/src/app.ts': `import { rows } from '../../../db/src/index.ts';\nexport const app = { rows };\nexport type AppType = typeof app;\n`,
@@ -37,6 +38,7 @@ const EXPECTED = [
   'db-only-its-drivers db/src/driver.ts -> node_modules/pino',
   'db-protocol-types-only db/src/bad.ts -> protocol/src/index.ts',
   'protocol-only-zod protocol/src/bad.ts -> db/src/index.ts',
+  'protocol-only-zod protocol/src/fs.ts -> fs',
   'protocol-only-zod protocol/src/log.ts -> node_modules/pino',
   'services-not-hono apps/api/src/services/bad.ts -> node_modules/hono',
 ];

@@ -9,6 +9,7 @@ import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer } from '
 import { auditEngine } from './auditContainers.ts';
 import { streamLogs } from './logs.ts';
 import { ensureToolNetwork } from './network.ts';
+import { removeToolNetworkIfUnused, sweepToolNetworks } from './networkSweep.ts';
 import { oomMarker } from './oom.ts';
 import { execInSandbox, sandboxInfo } from './exec.ts';
 import { runContainer } from './run.ts';
@@ -210,8 +211,13 @@ export function createDockerodePort(opts: DockerodePortOptions): DockerPort {
     async create(payload: CreatePayload) {
       // `_query`/`_body` keep the body (env values included) out of the URL, where dockerode would otherwise copy it.
       const createOpts = { _query: { name: payload.name }, _body: payload.body, abortSignal: deadline() };
-      await ensureToolNetwork(docker, payload, deadline);
-      const c = await docker.createContainer(createOpts as unknown as Docker.ContainerCreateOptions);
+      const release = await ensureToolNetwork(docker, payload, deadline);
+      let c: Docker.Container;
+      try {
+        c = await docker.createContainer(createOpts as unknown as Docker.ContainerCreateOptions);
+      } finally {
+        release();
+      }
       await prepareCreated(docker, c.id, payload, deadline);
       return c.id;
     },
@@ -240,17 +246,27 @@ export function createDockerodePort(opts: DockerodePortOptions): DockerPort {
       assertContainerRef(id);
       // Its secrets volume goes with it: named volumes outlive their container otherwise.
       let volume: string | undefined;
+      let info: Docker.ContainerInspectInfo | undefined;
       try {
-        volume = secretsVolumeOf((await docker.getContainer(id).inspect({ abortSignal: deadline() })).Mounts);
+        info = await docker.getContainer(id).inspect({ abortSignal: deadline() });
+        volume = secretsVolumeOf(info.Mounts);
         await docker.getContainer(id).remove({ force: true, abortSignal: deadline() });
       } catch (err) {
         if (statusOf(err) !== 404) throw err;
       }
       if (volume) await removeSecretsVolume(docker, volume, deadline);
+      // So does its tool's network, once nothing else is on it; a failure here is the periodic sweep's to retry.
+      const network = info?.HostConfig.NetworkMode;
+      const hostId = info?.Config.Labels?.[Labels.host];
+      if (network && hostId) await removeToolNetworkIfUnused(docker, network, deadline, { hostId }).catch(() => false);
     },
 
     sweepSecrets(hostId) {
       return sweepSecrets(docker, hostId, deadline);
+    },
+
+    sweepNetworks(hostId) {
+      return sweepToolNetworks(docker, hostId, deadline);
     },
 
     events(hostId, onEvent, onError) {

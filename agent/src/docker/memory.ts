@@ -76,7 +76,7 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
   const byId = new Map<string, MemoryContainer>();
   const idByName = new Map<string, string>();
   const subscribers = new Set<{ hostId: string; onEvent: (e: EngineEvent) => void }>();
-  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0, run: 0, logs: 0, sandboxInfo: 0, exec: 0, sweepSecrets: 0, auditContainers: 0 };
+  const calls: Record<Method, number> = { info: 0, list: 0, imageExists: 0, create: 0, start: 0, stop: 0, remove: 0, events: 0, run: 0, logs: 0, sandboxInfo: 0, exec: 0, sweepSecrets: 0, sweepNetworks: 0, auditContainers: 0 };
   const images = new Set<string>();
   const logs = new MemoryLogs();
 
@@ -163,6 +163,11 @@ export function createMemoryPort(opts: MemoryPortOptions = {}): MemoryPort {
     // Secrets volumes exist only on a real engine; nothing is ever left to sweep here.
     async sweepSecrets() {
       calls.sweepSecrets++;
+      return 0;
+    },
+    // Nor networks: containers here have no network to leave behind.
+    async sweepNetworks() {
+      calls.sweepNetworks++;
       return 0;
     },
 

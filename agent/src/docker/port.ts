@@ -150,6 +150,8 @@ export interface DockerPort {
   remove(id: string): Promise<void>;
   /** Removes secrets volumes and helpers left behind by a crash; returns how many. Optional: engines without secrets storage. */
   sweepSecrets?(hostId: string): Promise<number>;
+  /** Removes this host's `network: "isolated"` tool networks that nothing has used for a while; returns how many. Optional. */
+  sweepNetworks?(hostId: string): Promise<number>;
   /** Container lifecycle events for this host's managed containers; returns an unsubscribe. */
   events(hostId: string, onEvent: (e: EngineEvent) => void, onError: (err: Error) => void): () => void;
   /** Runs one container to completion and always removes it, whatever happens. */

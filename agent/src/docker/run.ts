@@ -303,8 +303,13 @@ async function execute(docker: Docker, id: string, s: Session, req: RunRequest, 
 async function createContainer(docker: Docker, payload: CreatePayload, deadline: Deadline): Promise<string> {
   // `_query`/`_body` keep the body (env values included) out of the URL.
   const opts = { _query: { name: payload.name }, _body: payload.body, abortSignal: deadline() };
-  await ensureToolNetwork(docker, payload, deadline);
-  const c = await docker.createContainer(opts as unknown as Docker.ContainerCreateOptions);
+  const release = await ensureToolNetwork(docker, payload, deadline);
+  let c: Docker.Container;
+  try {
+    c = await docker.createContainer(opts as unknown as Docker.ContainerCreateOptions);
+  } finally {
+    release();
+  }
   if (!CONTAINER_ID_RE.test(c.id)) throw new Error('engine returned an invalid container id');
   await prepareCreated(docker, c.id, payload, deadline);
   return c.id;

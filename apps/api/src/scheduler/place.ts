@@ -3,6 +3,8 @@
  * `replicas` run on eligible hosts with room, spread as evenly as possible. Which version they
  * run is the rollout's decision (rollout.ts): placement adds at `version` and never changes one.
  */
+import { SpreadPicker } from './spread.ts';
+
 export interface Resources {
   cpus: number;
   memoryMb: number;
@@ -140,27 +142,15 @@ export function planTool(input: ToolPlanInput): ToolPlan {
   const { lost, leaving, active } = classify(input);
   const perHost = new Map<string, number>(hosts.map((h) => [h.id, 0]));
   for (const i of active) if (i.hostId && perHost.has(i.hostId)) perHost.set(i.hostId, perHost.get(i.hostId)! + 1);
-  const load = new Map(hosts.map((h) => [h.id, h.load]));
   const room = new Room(hosts, input.resources);
 
   const removed = chooseSurplus(active, input.replicas, eligibleIds, perHost);
-  const pick = (): string | null => {
-    let best: string | null = null;
-    for (const h of hosts) {
-      if (!room.fits(h.id)) continue;
-      if (best === null) best = h.id;
-      else {
-        const a = perHost.get(h.id)!, b = perHost.get(best)!;
-        if (a < b || (a === b && (load.get(h.id)! < load.get(best)! || (load.get(h.id) === load.get(best) && h.id < best)))) best = h.id;
-      }
-    }
-    if (best) {
-      perHost.set(best, perHost.get(best)! + 1);
-      load.set(best, load.get(best)! + 1);
-      room.take(best);
-    }
-    return best;
-  };
+  const picker = new SpreadPicker(
+    hosts.map((h) => ({ id: h.id, mine: perHost.get(h.id)!, load: h.load })),
+    (id) => room.fits(id),
+    (id) => room.take(id),
+  );
+  const pick = () => picker.pick();
 
   const kept = active.filter((i) => !removed.has(i.id));
   const place: { id: string; hostId: string }[] = [];
