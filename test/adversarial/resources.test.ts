@@ -216,10 +216,16 @@ describe('resource limits on a real engine (cases 17–22)', () => {
     expect(r.reason).toMatch(/out of memory/);
     expect(r.stdout).not.toContain('survived');
 
+    let seen: unknown = null;
     const once = await waitFor(async () => {
       const [i] = (await cluster.api('GET', '/api/v1/instances?tool=oom-once')).body;
+      seen = i ?? null;
       return i?.state === 'failed' && i.reason ? i : null;
-    }, 'oom-once reported failed with a reason', 30_000, 200);
+    }, 'oom-once reported failed with a reason', 30_000, 200).catch(async (err: Error) => {
+      // Say what was seen instead: the instance as last reported and the tool's containers on the engine.
+      const containers = (await cluster.containers(true)).filter((c) => c.Labels['machete.tool'] === 'oom-once').map((c) => ({ state: c.State, status: c.Status }));
+      throw new Error(`${err.message}; instance ${JSON.stringify(seen)}; containers ${JSON.stringify(containers)}`);
+    });
     expect(once).toMatchObject({ state: 'failed', exitCode: 137 });
     expect(once.reason).toMatch(/out of memory/);
     expect((await cluster.docker.getContainer(once.containerId).inspect()).State.OOMKilled).toBe(true);
