@@ -47,7 +47,9 @@ interface ControlPlane { url: string; admin: string; child: ChildProcess; dir: s
 async function startControlPlane(databaseUrl: string): Promise<ControlPlane> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'machete-fleet-bench-'));
   const port = await freePort();
-  const child = spawn(process.execPath, ['bin/machete.mjs', 'serve'], {
+  // SERVER_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' profiles the control plane.
+  const nodeArgs = (process.env.SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, 'bin/machete.mjs', 'serve'], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {
       PATH: process.env.PATH,

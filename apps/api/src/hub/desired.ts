@@ -1,4 +1,4 @@
-import { and, eq, gt, inArray, ne } from 'drizzle-orm';
+import { and, eq, gt, inArray, ne, sql } from 'drizzle-orm';
 import type { DesiredInstance, SecretValue } from '../../../../protocol/src/index.ts';
 import { instances, toolVersions, type Db } from '../../../../db/src/index.ts';
 import { currentRevision } from '../services/revision.ts';
@@ -73,29 +73,49 @@ export async function withSecrets(list: DesiredInstance[], source: SecretSource 
   return list.map((i) => (i.spec.secrets.length ? { ...i, secrets: i.spec.secrets.flatMap((n) => byName.get(n) ?? []) } : i));
 }
 
-// Host ids per query: well under PostgreSQL's 65,535 bind parameters.
-const HOSTS_PER_QUERY = 5_000;
+// Host ids per delta query (one JSON parameter): bounds the size of one statement.
+const HOSTS_PER_QUERY = 10_000;
 
 /**
- * `deltaFor` for many hosts at the same resume point (a fleet-wide change): one revision read
- * and one query per 5,000 hosts instead of two queries per host.
+ * `deltaFor` for many hosts at the same resume point (a fleet-wide change): one revision read,
+ * one query per 5,000 hosts instead of two queries per host, and the specs read once per tool
+ * version rather than joined into every row (10,000 copies of one spec to send and parse).
  */
 export async function deltasFor(db: Db, hostIds: string[], from: number): Promise<Map<string, { revision: number; upserts: DesiredInstance[]; removes: string[] }>> {
   const revision = await currentRevision(db);
   const out = new Map(hostIds.map((id) => [id, { revision, upserts: [] as DesiredInstance[], removes: [] as string[] }]));
+  const { spec: _spec, ...slim } = columns;
+  const rows: Array<Omit<Row, 'spec'> & { hostId: string | null }> = [];
   for (let i = 0; i < hostIds.length; i += HOSTS_PER_QUERY) {
-    const rows = await db
-      .select({ ...columns, hostId: instances.hostId })
-      .from(instances)
-      .leftJoin(toolVersions, and(eq(toolVersions.tool, instances.tool), eq(toolVersions.version, instances.version)))
-      .where(and(inArray(instances.hostId, hostIds.slice(i, i + HOSTS_PER_QUERY)), gt(instances.revision, from)));
-    for (const r of rows) {
-      const d = out.get(r.hostId!)!;
-      const want = toDesired(r);
-      if (want) d.upserts.push(want);
-      else d.removes.push(r.id);
-      if (r.revision > d.revision) d.revision = r.revision;
-    }
+    rows.push(
+      ...(await db
+        .select({ ...slim, hostId: instances.hostId })
+        .from(instances)
+        // One JSON parameter for the host ids, not 5,000 bind parameters for the builder and driver to handle.
+        .where(and(sql`${instances.hostId} in (select jsonb_array_elements_text(${JSON.stringify(hostIds.slice(i, i + HOSTS_PER_QUERY))}::jsonb))`, gt(instances.revision, from)))),
+    );
+  }
+  const specs = await specsOf(db, rows.filter((r) => r.desired !== 'removed'));
+  for (const r of rows) {
+    const d = out.get(r.hostId!)!;
+    const want = toDesired({ ...r, spec: specs.get(`${r.tool}\0${r.version}`) ?? null });
+    if (want) d.upserts.push(want);
+    else d.removes.push(r.id);
+    if (r.revision > d.revision) d.revision = r.revision;
   }
   return out;
+}
+
+/** The spec of each (tool, version) the rows name, in one query. */
+async function specsOf(db: Db, rows: { tool: string; version: number }[]): Promise<Map<string, DesiredInstance['spec']>> {
+  const tools = [...new Set(rows.map((r) => r.tool))];
+  const specs = new Map<string, DesiredInstance['spec']>();
+  if (!tools.length) return specs;
+  const wanted = new Set(rows.map((r) => `${r.tool}\0${r.version}`));
+  const found = await db
+    .select({ tool: toolVersions.tool, version: toolVersions.version, spec: toolVersions.spec })
+    .from(toolVersions)
+    .where(and(inArray(toolVersions.tool, tools), inArray(toolVersions.version, [...new Set(rows.map((r) => r.version))])));
+  for (const v of found) if (wanted.has(`${v.tool}\0${v.version}`)) specs.set(`${v.tool}\0${v.version}`, v.spec);
+  return specs;
 }

@@ -3,7 +3,7 @@ import { PROTOCOL_VERSION, type AuditReport, type Hello, type InvocationResult, 
 import type { Db } from '../../../../db/src/index.ts';
 import type { Logger } from '../logger.ts';
 import type { FrameMeter } from '../metrics/metrics.ts';
-import type { ChangeFeed } from '../services/changeFeed.ts';
+import { ALL_HOSTS, type ChangeFeed } from '../services/changeFeed.ts';
 import type { EventLog } from '../services/events.ts';
 import type { HostService } from '../services/hosts.ts';
 import type { InstanceService } from '../services/instances.ts';
@@ -15,6 +15,12 @@ import { AgentSession } from './session.ts';
 
 /** A change touching at least this many hosts is pushed with shared delta queries. */
 const BATCH_MIN_HOSTS = 16;
+/**
+ * Changes arriving within this window are pushed together. A fleet-wide change reaches a replica as
+ * many NOTIFY payloads (300 host ids each); pushed one by one they became 34 concurrent delta queries
+ * for 10,000 hosts, each slower than the last (0.2 → 2.8 s). Coalesced, they are 2 queries.
+ */
+const COALESCE_MS = 5;
 /** Close code for the session of a host an operator removed (its credential is revoked too). */
 export const CLOSE_HOST_REMOVED = 4004;
 
@@ -44,13 +50,15 @@ export class AgentHub {
   private readonly unsubscribe: () => void;
   private readonly unsubscribeRemoved: () => void;
   private lastSeenWrite = new Map<string, number>();
+  private readonly pending = new Set<string>();
+  private flushTimer: NodeJS.Timeout | null = null;
   /** Log streams relayed from agents to HTTP clients. */
   private readonly logs = new LogRelay((hostId, frame) => this.send(hostId, frame));
   /** Live audit requests awaiting their agents' reports. */
   private readonly audits = new AuditRelay((hostId, frame) => this.send(hostId, frame));
 
   constructor(private readonly d: HubDeps) {
-    this.unsubscribe = d.feed.subscribe((ids) => this.push(ids));
+    this.unsubscribe = d.feed.subscribe((ids) => this.enqueue(ids));
     this.unsubscribeRemoved = d.feed.subscribeRemoved((ids) => ids.forEach((id) => void this.dropRemoved(id)));
   }
 
@@ -166,6 +174,19 @@ export class AgentHub {
     if (s.send({ type: 'delta', fromRevision: s.sentRevision, revision: d.revision, upserts, removes: d.removes })) s.sentRevision = d.revision;
   }
 
+  private enqueue(ids: string[]): void {
+    for (const id of ids) {
+      if (id === ALL_HOSTS) for (const h of this.sessions.keys()) this.pending.add(h);
+      else this.pending.add(id);
+    }
+    this.flushTimer ??= setTimeout(() => {
+      this.flushTimer = null;
+      const batch = [...this.pending];
+      this.pending.clear();
+      this.push(batch);
+    }, COALESCE_MS);
+  }
+
   /**
    * Pushes a change to the hosts it touched. Many idle hosts at the same resume point (a
    * fleet-wide change) share one delta query; the rest go through `sync` one by one.
@@ -237,6 +258,8 @@ export class AgentHub {
 
   async close(): Promise<void> {
     this.unsubscribe();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.pending.clear();
     this.unsubscribeRemoved();
     this.logs.closeAll();
     this.audits.closeAll();

@@ -36,6 +36,13 @@ export function createLocalChangeFeed(): ChangeFeed {
 }
 
 const CHANNEL = 'machete_desired';
+/**
+ * In a change's host list: every host. A change touching more hosts than fit in one NOTIFY is
+ * sent as this one id instead of dozens of payloads that would reach the other replicas spread
+ * over time (and be pushed as separate batches); each replica's hub expands it to the hosts it
+ * holds, whose deltas then come from one shared query. Real host ids never look like this.
+ */
+export const ALL_HOSTS = '*';
 /** NOTIFY payloads must stay under 8,000 bytes; host ids are ~17 characters. */
 const IDS_PER_NOTIFY = 300;
 
@@ -66,7 +73,10 @@ export async function createPgChangeFeed(
     }
   };
   return {
-    publish: (hostIds) => send(unique(hostIds), (chunk) => chunk),
+    publish: (hostIds) => {
+      const ids = unique(hostIds);
+      send(ids.length > IDS_PER_NOTIFY ? [ALL_HOSTS] : ids, (chunk) => chunk);
+    },
     subscribe: (fn) => local.subscribe(fn),
     publishRemoved: (hostIds) => send(unique(hostIds), (chunk) => ({ removed: chunk })),
     subscribeRemoved: (fn) => local.subscribeRemoved(fn),

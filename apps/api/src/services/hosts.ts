@@ -8,6 +8,7 @@ import { recordScheduleNotes } from './scheduleNotes.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { ServiceDeps } from './deps.ts';
 import { bumpRevision } from './revision.ts';
+import { createSeenBatcher } from './seenBatch.ts';
 
 /** Default lifetime of a host credential (MACHETE_AGENT_TOKEN_TTL_SECONDS). */
 export const AGENT_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
@@ -26,6 +27,7 @@ export interface HostView {
 
 export function createHostService({ db, feed, events }: ServiceDeps, tokens: TokenService, opts: { agentTokenTtlSeconds?: number } = {}) {
   const agentTtl = opts.agentTokenTtlSeconds ?? AGENT_TOKEN_TTL_SECONDS;
+  const seen = createSeenBatcher(db);
   /** Scheduler notes become lifecycle events, after the change they describe committed. */
   // Whichever pass stops a draining host's last originals (a status report or the leader's sweep) says it is drained.
   const recordNotes = async (notes: ScheduleNote[]) => {
@@ -67,7 +69,9 @@ export function createHostService({ db, feed, events }: ServiceDeps, tokens: Tok
       const behind = await db
         .select({ id: hosts.id })
         .from(hosts)
-        .where(and(ne(hosts.status, 'down'), sql`exists (select 1 from ${instances} where ${instances.hostId} = ${hosts.id} and ${instances.revision} > ${hosts.appliedRevision})`));
+        // Lagging for a while, not just busy acknowledging: re-publishing every host of a fleet-wide
+        // change while its acknowledgements are still arriving doubled the hub's work for nothing.
+        .where(and(ne(hosts.status, 'down'), sql`exists (select 1 from ${instances} where ${instances.hostId} = ${hosts.id} and ${instances.revision} > ${hosts.appliedRevision} and ${instances.updatedAt} < now() - interval '5 seconds')`));
       feed.publish(behind.map((h) => h.id));
     },
 
@@ -174,14 +178,7 @@ export function createHostService({ db, feed, events }: ServiceDeps, tokens: Tok
     },
 
     /** Records contact; false when the host no longer exists (removed meanwhile). */
-    async seen(hostId: string, appliedRevision?: number): Promise<boolean> {
-      const rows = await db
-        .update(hosts)
-        .set(appliedRevision === undefined ? { lastSeenAt: new Date() } : { lastSeenAt: new Date(), appliedRevision })
-        .where(eq(hosts.id, hostId))
-        .returning({ id: hosts.id });
-      return rows.length > 0;
-    },
+    seen: (hostId: string, appliedRevision?: number): Promise<boolean> => seen(hostId, appliedRevision),
 
     /** Hosts silent for longer than the grace period are down (their containers keep running). */
     async markSilentDown(graceSeconds: number, connected: Set<string>): Promise<string[]> {
