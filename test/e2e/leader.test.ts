@@ -127,8 +127,9 @@ describe('two control-plane processes on one PostgreSQL', () => {
     expect((await b.health())?.leader).toBe(false);
     expect((await b.health())?.connectedAgents).toBe(1);
     expect((await a.health())?.connectedAgents).toBe(0);
-    // The leader lock is one session, on its own connection, held by A's backend.
-    const locks = await sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and granted`;
+    // The leader lock is one session, on its own connection, held by A's backend. (Other test files'
+    // control planes hold theirs in other databases of the same server: count this database's only.)
+    const locks = await sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())`;
     expect(locks[0]!.n).toBe(1);
 
     expect((await a.api('PUT', '/api/v1/tools/lead', { image: inject('testImage'), command, placement: { labels: { role: 'leader' } } })).status).toBe(201);
@@ -169,7 +170,7 @@ describe('two control-plane processes on one PostgreSQL', () => {
     // B now runs housekeeping: a change through B still reaches its agent, and the lock is B's alone.
     expect((await b.api('PUT', '/api/v1/tools/lead/deployment', { replicas: 1 })).status).toBe(200);
     await waitFor(async () => (await host!.running('lead')).length === 1, 'scaled down to one', 30_000, 200);
-    const locks = await sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and granted`;
+    const locks = await sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())`;
     expect(locks[0]!.n).toBe(1);
   }, 90_000);
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync, statSync, mkdtempSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
@@ -89,6 +89,52 @@ describe('npm start', () => {
     expect(await ours()).toEqual(before);
     expect(output.match(/enrolled; credential saved/g)).toHaveLength(1);
   });
+
+  it('takes a newcomer from npm start to a running tool and an invocation with the CLI alone', async () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), 'machete-newcomer-'));
+    // The CLI as the README shows it: the package's bin, a token from the file on stdin, config in $HOME.
+    const cli = (args: string[], stdin?: string) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const c = spawn(process.execPath, [path.join(root, 'bin/machete.mjs'), ...args], {
+          cwd: root,
+          env: { PATH: process.env.PATH ?? '', HOME: home },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        c.stdout.on('data', (d) => (stdout += d));
+        c.stderr.on('data', (d) => (stderr += d));
+        c.stdin.end(stdin ?? '');
+        c.on('exit', (code) => resolve({ code, stdout, stderr }));
+      });
+    try {
+      expect((await cli(['login', '--server', `http://127.0.0.1:${port}`], token())).code).toBe(0);
+      // A long-running tool, scaled: `scale` waits until both replicas run.
+      const spec = path.join(home, 'tool.yaml');
+      writeFileSync(spec, `name: sleeper\nimage: ${inject('testImage')}\ncommand: [sleep, '3600']\n`);
+      const apply = await cli(['tool', 'apply', '-f', spec]);
+      expect(apply.code, apply.stderr).toBe(0);
+      const scale = await cli(['scale', 'sleeper', '2']);
+      expect(scale.code, scale.stderr).toBe(0);
+      const dep = await api('GET', '/api/v1/tools/sleeper/deployment');
+      expect(dep.body.running).toBe(2);
+      // A tool run on demand: its stdout, then its exit code.
+      writeFileSync(spec, `name: greeter\nimage: ${inject('testImage')}\ncommand: [echo]\n`);
+      expect((await cli(['tool', 'apply', '-f', spec])).code).toBe(0);
+      const listed = JSON.parse((await cli(['tool', 'ls', '--json'])).stdout);
+      expect(listed.map((t: { name: string }) => t.name).sort()).toEqual(['greeter', 'sleeper', 'starter']);
+      const invoked = await cli(['invoke', 'greeter', '--', 'hello', 'new user']);
+      expect(invoked).toMatchObject({ code: 0, stdout: 'hello new user\n' });
+      // The tool's own exit code becomes the CLI's.
+      writeFileSync(spec, `name: failer\nimage: ${inject('testImage')}\ncommand: [sh, -c, 'exit 3']\n`);
+      expect((await cli(['tool', 'apply', '-f', spec])).code).toBe(0);
+      expect((await cli(['invoke', 'failer'])).code).toBe(3);
+      for (const t of ['sleeper', 'greeter', 'failer']) expect((await cli(['tool', 'rm', t])).code).toBe(0);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+    // Nine CLI processes, each starting Node and compiling TypeScript: ~18 s alone, more under load.
+  }, 150_000);
 
   it('removes the tool and its containers', async () => {
     expect((await api('DELETE', '/api/v1/tools/starter')).status).toBe(204);

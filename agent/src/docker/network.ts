@@ -1,15 +1,10 @@
 import type Docker from 'dockerode';
 import { Labels } from '../../../protocol/src/index.ts';
-import { claimToolNetwork, type Release } from './networkSweep.ts';
+import { claimToolNetwork, inspectNetwork, statusOf, type Release } from './networkSweep.ts';
 import { TOOL_NETWORK_PREFIX } from './payload.ts';
 import type { CreatePayload } from './port.ts';
 
 type Deadline = () => AbortSignal;
-
-const statusOf = (err: unknown): number | undefined => {
-  const code = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof code === 'number' ? code : undefined;
-};
 
 /** The bridge gets no address: nothing answers at the gateway, so there is no way out, iptables or not. */
 const NO_BRIDGE_ADDRESS = 'com.docker.network.bridge.inhibit_ipv4';
@@ -107,12 +102,8 @@ async function keepOldest(docker: Docker, name: string, deadline: Deadline): Pro
 
 async function inspect(docker: Docker, name: string, deadline: Deadline): Promise<NetworkFacts | 'ambiguous' | null> {
   try {
-    // dockerode accepts an abortSignal here; its types do not say so.
-    const net = docker.getNetwork(name);
-    const inspectWith = net.inspect.bind(net) as unknown as (o: { abortSignal: AbortSignal }) => Promise<NetworkFacts>;
-    return await inspectWith({ abortSignal: deadline() });
+    return await inspectNetwork<NetworkFacts>(docker, name, deadline);
   } catch (err) {
-    if (statusOf(err) === 404) return null;
     if (statusOf(err) === 400 && /ambiguous/i.test((err as Error).message)) return 'ambiguous';
     throw err;
   }

@@ -58,7 +58,8 @@ export async function claimToolNetwork(name: string): Promise<Release> {
   };
 }
 
-const statusOf = (err: unknown): number | undefined => {
+/** The Engine API status of a dockerode error, if any. */
+export const statusOf = (err: unknown): number | undefined => {
   const code = (err as { statusCode?: unknown } | null)?.statusCode;
   return typeof code === 'number' ? code : undefined;
 };
@@ -122,11 +123,12 @@ async function containersOn(docker: Docker, net: NetworkFacts, deadline: Deadlin
   }).length;
 }
 
-async function inspectNetwork(docker: Docker, name: string, deadline: Deadline): Promise<NetworkFacts | null> {
+/** The network named `name`, or null when there is none. */
+export async function inspectNetwork<T = NetworkFacts>(docker: Docker, name: string, deadline: Deadline): Promise<T | null> {
   try {
     const net = docker.getNetwork(name);
     // dockerode accepts an abortSignal here; its types do not say so.
-    const inspectWith = net.inspect.bind(net) as unknown as (o: { abortSignal: AbortSignal }) => Promise<NetworkFacts>;
+    const inspectWith = net.inspect.bind(net) as unknown as (o: { abortSignal: AbortSignal }) => Promise<T>;
     return await inspectWith({ abortSignal: deadline() });
   } catch (err) {
     if (statusOf(err) === 404) return null;
