@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { planTool } from './place.ts';
-import { EMPTY_RECORD, stepRollout, targetVersion, type RolloutInput, type RolloutInstance, type RolloutRecord, type RolloutStep } from './rollout.ts';
+import { EMPTY_RECORD, policyFor, stepRollout, targetVersion, type RolloutInput, type RolloutInstance, type RolloutRecord, type RolloutStep } from './rollout.ts';
 
 const POLICY = { minReadyMs: 2_000, deadlineMs: 60_000 };
 const T0 = 1_000_000;
@@ -259,5 +259,26 @@ describe('stepRollout: versions and scaling', () => {
   it('is deterministic: equal inputs give equal steps', () => {
     const input = { record: progressing, instances: [...old3(), fresh('n1', T0 - 5_000, T0 - 4_000)] };
     expect(step(input)).toEqual(step(input));
+  });
+});
+
+describe('policyFor: the deadline follows the health check', () => {
+  const slow = { intervalSeconds: 10, timeoutSeconds: 5, retries: 3, startPeriodSeconds: 120 };
+
+  it('gives a slow starter the time its own check needs before calling it failed', () => {
+    // 120 s start period + 4 × (10 s + 5 s) + the 2 s minimum-ready time.
+    expect(policyFor(POLICY, slow)).toEqual({ minReadyMs: 2_000, deadlineMs: 182_000 });
+    // Still starting 100 s in: not failed. Past its own bound: failed, and the rollout rolls back.
+    const starting = fresh('n1', T0, T0 - 1_000, { health: 'starting' });
+    const at = (ms: number, policy = policyFor(POLICY, slow)) =>
+      step({ record: progressing, instances: [...old3(), { ...starting, createdAt: T0 - ms }], healthChecked: true, policy }).record.state;
+    expect(at(100_000)).toBe('progressing');
+    expect(at(100_000, POLICY)).toBe('rolled_back');
+    expect(at(190_000)).toBe('rolled_back');
+  });
+
+  it('keeps the default deadline for quick checks and for versions without one', () => {
+    expect(policyFor(POLICY, { intervalSeconds: 2, timeoutSeconds: 1, retries: 3, startPeriodSeconds: 0 })).toBe(POLICY);
+    expect(policyFor(POLICY)).toBe(POLICY);
   });
 });

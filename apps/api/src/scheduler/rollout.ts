@@ -54,6 +54,19 @@ export interface RolloutPolicy {
 }
 export const DEFAULT_ROLLOUT_POLICY: RolloutPolicy = { minReadyMs: 2_000, deadlineMs: 60_000 };
 
+/**
+ * The policy for one target version: a health-checked version gets at least the time its own
+ * check needs to call it healthy at the latest (start period, then every retry timing out),
+ * plus the minimum-ready time. A fixed 60 s would roll back every slow starter (a JVM with a
+ * 120 s start period) whatever its health.
+ */
+export function policyFor(policy: RolloutPolicy, healthCheck?: { intervalSeconds: number; timeoutSeconds: number; retries: number; startPeriodSeconds: number }): RolloutPolicy {
+  if (!healthCheck) return policy;
+  const { intervalSeconds, timeoutSeconds, retries, startPeriodSeconds } = healthCheck;
+  const checkMs = (startPeriodSeconds + (intervalSeconds + timeoutSeconds) * (retries + 1)) * 1000 + policy.minReadyMs;
+  return checkMs > policy.deadlineMs ? { ...policy, deadlineMs: checkMs } : policy;
+}
+
 export interface RolloutInput {
   replicas: number;
   /** The deployment's pinned version, else the tool's current one; 0 when there is none. */

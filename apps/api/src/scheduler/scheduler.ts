@@ -6,7 +6,7 @@ import { deployments, hosts, instances, tools, toolVersions, type Db, type Tx } 
 import { bumpRevision } from '../services/revision.ts';
 import { scheduleWarm } from './warm.ts';
 import { planTool, type CandidateHost, type ToolPlan } from './place.ts';
-import { DEFAULT_ROLLOUT_POLICY, stepRollout, targetVersion, type RolloutNote, type RolloutPolicy, type RolloutStep } from './rollout.ts';
+import { DEFAULT_ROLLOUT_POLICY, policyFor, stepRollout, targetVersion, type RolloutNote, type RolloutPolicy, type RolloutStep } from './rollout.ts';
 import { recordColumns, recordOf, rolloutInstances, saveRecord } from './rolloutDb.ts';
 
 export const newInstanceId = () => `i${randomBytes(8).toString('hex')}`;
@@ -55,7 +55,7 @@ export async function scheduleTool(tx: Tx, tool: string, revision?: number, note
 
   const desiredVersion = dep?.pinned ?? dep?.current ?? 0;
   const spec = await specOf(tx, tool, targetVersion(desiredVersion, record));
-  const step = stepRollout({ replicas, desiredVersion, record, instances: live, healthChecked: !!spec?.healthCheck, now: Date.now(), policy });
+  const step = stepRollout({ replicas, desiredVersion, record, instances: live, healthChecked: !!spec?.healthCheck, now: Date.now(), policy: policyFor(policy, spec?.healthCheck) });
   // A rollback in this step moved the target: place by the spec of the version it returns to.
   const versionSpec = step.target === targetVersion(desiredVersion, record) ? spec : await specOf(tx, tool, step.target);
   if (dep?.replicas != null) await saveRecord(tx, tool, record, step.record);
