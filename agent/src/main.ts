@@ -13,6 +13,7 @@ import { LogStreamer } from './logs/streamer.ts';
 import { createReconciler, type Reconciler } from './reconcile/loop.ts';
 import { createPassStats } from './reconcile/passStats.ts';
 import { AuditResponder } from './audit/responder.ts';
+import { startRenewal } from './renewal.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -112,6 +113,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
   sweepSecrets();
   const secretsSweeper = setInterval(sweepSecrets, 60_000);
   secretsSweeper.unref();
+  const renewal = startRenewal({ stateDir: config.stateDir, current: () => cred, renewed: (c) => (cred = c), log });
   log.info({ hostId: cred.hostId, engine: engineEndpoint }, 'agent started');
   return {
     hostId: cred.hostId,
@@ -122,6 +124,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger; port
     connection,
     async stop() {
       clearInterval(secretsSweeper);
+      renewal.stop();
       logs.closeAll();
       // Invocations first, while the connection can still carry their `cancelled` results.
       await runner.stop();
