@@ -75,3 +75,25 @@ describe('host identity', () => {
     expect((await cluster.api('GET', '/api/v1/hosts')).body).toEqual([]);
   }, 30_000);
 });
+
+describe('join tokens', () => {
+  const enroll = (token: string, hostName: string) =>
+    fetch(`${cluster.url}/api/v1/agent/enroll`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ hostName }) });
+
+  it('a single-use token enrolls exactly one host, even when five agents race with it; a plain one enrolls many until it expires', async () => {
+    const once = await cluster.api('POST', '/api/v1/hosts/join-tokens', { ttlSeconds: 600, singleUse: true });
+    expect(once).toMatchObject({ status: 201, body: { singleUse: true } });
+    const raced = await Promise.all(Array.from({ length: 5 }, (_, i) => enroll(once.body.token, `race-${i}`).then((r) => r.status)));
+    expect(raced.filter((s) => s === 201)).toHaveLength(1);
+    expect(raced.filter((s) => s === 401)).toHaveLength(4);
+    expect((await enroll(once.body.token, 'late')).status).toBe(401);
+
+    const plain = await cluster.api('POST', '/api/v1/hosts/join-tokens', { ttlSeconds: 600 });
+    expect(plain.body.singleUse).toBe(false);
+    expect([(await enroll(plain.body.token, 'p1')).status, (await enroll(plain.body.token, 'p2')).status]).toEqual([201, 201]);
+    const names = (await cluster.api('GET', '/api/v1/hosts')).body.map((h: { name: string }) => h.name);
+    expect(names.filter((n: string) => n.startsWith('race-'))).toHaveLength(1);
+    expect(names).toEqual(expect.arrayContaining(['p1', 'p2']));
+    expect(names).not.toContain('late');
+  });
+});

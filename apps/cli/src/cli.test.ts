@@ -199,7 +199,11 @@ describe('tokens', () => {
     expect(plain.code, plain.stderr).toBe(0);
     expect(plain.stdout.trim().split('.')).toHaveLength(3);
     const json = JSON.parse((await run(['join-token', 'create', '--json'])).stdout);
-    expect(json).toEqual({ token: expect.any(String), expiresAt: expect.any(String) });
+    expect(json).toEqual({ token: expect.any(String), expiresAt: expect.any(String), singleUse: false });
+    const once = JSON.parse((await run(['join-token', 'create', '--single-use', '--json'])).stdout);
+    expect(once).toMatchObject({ singleUse: true });
+    // The flag is in the signed token itself, not only in the answer.
+    expect(JSON.parse(Buffer.from(once.token.split('.')[1], 'base64url').toString('utf8'))).toMatchObject({ once: true });
   });
 });
 

@@ -27,6 +27,8 @@ export interface Principal {
   name: string | null;
   /** join tokens: labels the host receives */
   labels?: Record<string, string>;
+  /** join tokens: good for one enrollment only */
+  singleUse?: boolean;
 }
 
 export interface IssueRequest {
@@ -36,6 +38,8 @@ export interface IssueRequest {
   hostId?: string;
   name?: string;
   labels?: Record<string, string>;
+  /** join tokens: good for one enrollment only */
+  singleUse?: boolean;
 }
 
 export interface TokenService {
@@ -43,6 +47,8 @@ export interface TokenService {
   /** Verifies signature, claims, class and revocation. Throws `unauthenticated`. */
   verify(token: string, kind: TokenKind): Promise<Principal>;
   revoke(id: string): Promise<boolean>;
+  /** Revokes the token if it is still live; true only for the one caller that did (a single-use token's one use). */
+  consume(id: string): Promise<boolean>;
   /** Revokes every live agent token of the host except those in `keep`; returns how many. */
   revokeHost(hostId: string, keep?: string[]): Promise<number>;
 }
@@ -63,6 +69,7 @@ export function createTokenService(db: Db, key: Uint8Array): TokenService {
       if (req.role) claims.role = req.role;
       if (req.hostId) claims.host = req.hostId;
       if (req.labels) claims.labels = req.labels;
+      if (req.singleUse) claims.once = true;
       if (req.name) claims.name = req.name;
       const token = await new SignJWT(claims)
         .setProtectedHeader({ alg: ALG, typ: cls.typ })
@@ -104,11 +111,17 @@ export function createTokenService(db: Db, key: Uint8Array): TokenService {
       const hostId = typeof payload.host === 'string' ? payload.host : null;
       if (kind === 'agent' && !hostId) throw unauthenticated();
       const labels = kind === 'join' && payload.labels && typeof payload.labels === 'object' ? (payload.labels as Record<string, string>) : undefined;
-      return { kind, tokenId: payload.jti, role, hostId, name: typeof payload.name === 'string' ? payload.name : null, labels };
+      const singleUse = kind === 'join' && payload.once === true;
+      return { kind, tokenId: payload.jti, role, hostId, name: typeof payload.name === 'string' ? payload.name : null, labels, ...(singleUse ? { singleUse } : {}) };
     },
 
     async revoke(id) {
       const rows = await db.update(tokens).set({ revokedAt: new Date() }).where(eq(tokens.id, id)).returning({ id: tokens.id });
+      return rows.length > 0;
+    },
+
+    async consume(id) {
+      const rows = await db.update(tokens).set({ revokedAt: new Date() }).where(and(eq(tokens.id, id), isNull(tokens.revokedAt))).returning({ id: tokens.id });
       return rows.length > 0;
     },
 

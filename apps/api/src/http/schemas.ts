@@ -96,9 +96,13 @@ export const TokenBody = z
   .openapi('TokenRequest', { example: { role: 'operator', name: 'ci', ttlSeconds: 86_400 } });
 export const IssuedTokenSchema = z.object({ id: z.string(), token: z.string(), expiresAt: z.string() }).openapi('IssuedToken');
 export const JoinTokenBody = z
-  .strictObject({ ttlSeconds: z.number().int().min(60).max(365 * 86_400).optional(), labels: LabelMapSchema.optional() })
+  .strictObject({
+    ttlSeconds: z.number().int().min(60).max(365 * 86_400).optional(),
+    labels: LabelMapSchema.optional(),
+    singleUse: z.boolean().optional().openapi({ description: 'good for one enrollment only (refused once a host enrolled with it)' }),
+  })
   .openapi('JoinTokenRequest');
-export const JoinTokenSchema = z.object({ token: z.string(), expiresAt: z.string() }).openapi('JoinToken');
+export const JoinTokenSchema = z.object({ token: z.string(), expiresAt: z.string(), singleUse: z.boolean() }).openapi('JoinToken');
 export const EnrollBody = z
   .strictObject({ hostName: z.string().min(1).max(253).regex(/^[A-Za-z0-9._-]+$/), labels: LabelMapSchema.optional() })
   .openapi('EnrollRequest');

@@ -41,10 +41,11 @@ export function registerTokens(program: Command, ctx: Ctx): void {
     .description('issue a join token for MACHETE_JOIN_TOKEN; only the token is printed on stdout')
     .option('--ttl <seconds>', 'lifetime in seconds (server default: 1 hour)', intArg('--ttl', 60, 365 * 86_400))
     .option('--label <k=v>', 'label the host receives (repeatable)', collect)
+    .option('--single-use', 'good for one enrollment only')
     .option('--json', 'print token and expiry as JSON')
-    .action(async (opts: { ttl?: number; label?: string[]; json?: boolean }) => {
+    .action(async (opts: { ttl?: number; label?: string[]; singleUse?: boolean; json?: boolean }) => {
       const labels = opts.label?.length ? parseLabels(opts.label).set : undefined;
-      const body: JoinTokenRequest = { ...(opts.ttl ? { ttlSeconds: opts.ttl } : {}), ...(labels ? { labels } : {}) };
+      const body: JoinTokenRequest = { ...(opts.ttl ? { ttlSeconds: opts.ttl } : {}), ...(labels ? { labels } : {}), ...(opts.singleUse ? { singleUse: true } : {}) };
       const t = await ctx.client().call('POST /hosts/join-tokens', { body });
       if (opts.json) return printJson(ctx.io, t);
       ctx.io.stdout.write(`${t.token}\n`);

@@ -19,7 +19,10 @@ export function agentRoutes(d: Deps) {
     }),
     async (c) => {
       const b = c.req.valid('json');
-      const labels = { ...(c.var.principal.labels ?? {}), ...(b.labels ?? {}) };
+      const p = c.var.principal;
+      // A single-use token is spent before the host exists: of two agents racing with it, one enrolls.
+      if (p.singleUse && !(await d.tokens.consume(p.tokenId))) throw new MacheteError('unauthenticated', 'missing, invalid, expired or revoked token');
+      const labels = { ...(p.labels ?? {}), ...(b.labels ?? {}) };
       const r = await d.services.hosts.enroll(b.hostName, labels);
       return c.json({ hostId: r.hostId, token: r.token, expiresAt: r.expiresAt.toISOString() }, 201);
     },

@@ -21,9 +21,10 @@ export function hostRoutes(d: Deps) {
     }),
     async (c) => {
       const body = c.req.valid('json') ?? {};
-      const t = await d.tokens.issue({ kind: 'join', ttlSeconds: body.ttlSeconds ?? JOIN_TTL_DEFAULT, ...(body.labels ? { labels: body.labels } : {}) });
-      await d.events.record({ kind: 'audit', actor: actorOf(c.var.principal), action: 'join-token.create', target: t.id, outcome: 'ok' });
-      return c.json({ token: t.token, expiresAt: t.expiresAt.toISOString() }, 201);
+      const singleUse = body.singleUse === true;
+      const t = await d.tokens.issue({ kind: 'join', ttlSeconds: body.ttlSeconds ?? JOIN_TTL_DEFAULT, ...(body.labels ? { labels: body.labels } : {}), singleUse });
+      await d.events.record({ kind: 'audit', actor: actorOf(c.var.principal), action: 'join-token.create', target: t.id, outcome: 'ok', data: { singleUse } });
+      return c.json({ token: t.token, expiresAt: t.expiresAt.toISOString(), singleUse }, 201);
     },
   );
 
