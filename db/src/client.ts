@@ -89,6 +89,11 @@ function advisoryLock(url: string) {
   };
 }
 
+/** The rows of `db.execute(sql…)`: postgres.js answers an array, PGlite `{ rows }`. */
+export function rowsOf<T>(res: unknown): T[] {
+  return Array.isArray(res) ? (res as T[]) : ((res as { rows?: T[] }).rows ?? []);
+}
+
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
 
 /** Opens the database the config names and applies the committed migrations. */

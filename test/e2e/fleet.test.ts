@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { freshPostgresDatabase, TestCluster, waitFor } from '../helpers/cluster.ts';
-import { FleetHost } from '../helpers/fleet.ts';
+import { type TestCluster, waitFor } from '../helpers/cluster.ts';
+import { type FleetHost, startFleetCluster } from '../helpers/fleet.ts';
 
 // Issue 5, the fleet: three hosts (three isolated dockerds, three agents) against one control
 // plane on real PostgreSQL. Each agent reaches the control plane through a proxy the test can cut.
 const GRACE_SECONDS = 2;
 let cluster: TestCluster;
-let dropDb: () => Promise<void>;
-const fleet: FleetHost[] = [];
+let fleet: FleetHost[] = [];
+let closeFleet: () => Promise<void>;
 const image = () => inject('testImage');
 // Exits promptly on SIGTERM (tini forwards it), so stops never wait for the stop timeout.
 const command = ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done'];
@@ -48,26 +48,19 @@ const allReady = async () => {
 };
 
 beforeAll(async () => {
-  const db = await freshPostgresDatabase(inject('pgUrl'));
-  dropDb = db.drop;
-  cluster = new TestCluster({ dockerSocket: inject('dockerSocket'), databaseUrl: db.url, env: { MACHETE_HEARTBEAT_GRACE_SECONDS: String(GRACE_SECONDS), MACHETE_HEARTBEAT_MS: '500' } });
-  const server = await cluster.startServer();
-  const specs: Array<{ name: string; labels: Record<string, string>; capacity: typeof CAPACITY }> = [
-    { name: 'fleet-a', labels: { zone: 'a' }, capacity: CAPACITY },
-    { name: 'fleet-b', labels: { zone: 'b', disk: 'ssd' }, capacity: CAPACITY },
-    { name: 'fleet-c', labels: { zone: 'c' }, capacity: CAPACITY },
-  ];
-  fleet.push(...(await Promise.all(specs.map((s) => FleetHost.start(s, server.port)))));
-  for (const h of fleet) await h.startAgent(await server.mintJoinToken());
-  await waitFor(allReady, 'three hosts ready');
+  ({ cluster, fleet, close: closeFleet } = await startFleetCluster({
+    dockerSocket: inject('dockerSocket'),
+    pgUrl: inject('pgUrl'),
+    env: { MACHETE_HEARTBEAT_GRACE_SECONDS: String(GRACE_SECONDS), MACHETE_HEARTBEAT_MS: '500' },
+    hosts: [
+      { name: 'fleet-a', labels: { zone: 'a' }, capacity: CAPACITY },
+      { name: 'fleet-b', labels: { zone: 'b', disk: 'ssd' }, capacity: CAPACITY },
+      { name: 'fleet-c', labels: { zone: 'c' }, capacity: CAPACITY },
+    ],
+  }));
 }, 120_000);
 
-afterAll(async () => {
-  await cluster?.stopServer().catch(() => {});
-  await Promise.all(fleet.map((h) => h.close()));
-  await cluster?.close();
-  await dropDb?.();
-}, 60_000);
+afterAll(() => closeFleet?.(), 60_000);
 
 describe('the fleet: placement', () => {
   it('spreads 3 replicas one per host, and reports capacity and allocation per host', async () => {

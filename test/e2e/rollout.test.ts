@@ -1,14 +1,14 @@
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { freshPostgresDatabase, TestCluster, waitFor } from '../helpers/cluster.ts';
-import { FleetHost } from '../helpers/fleet.ts';
+import { type TestCluster, waitFor } from '../helpers/cluster.ts';
+import { type FleetHost, startFleetCluster } from '../helpers/fleet.ts';
 
 // Issue 5, updates and restarts: three hosts (three isolated dockerds, three agents) against one
 // control plane on real PostgreSQL. Rolling updates one replica at a time, automatic rollback of
 // a version that fails, and crash-loop backoff reported through the API.
 let cluster: TestCluster;
-let dropDb: () => Promise<void>;
-const fleet: FleetHost[] = [];
+let fleet: FleetHost[] = [];
+let closeFleet: () => Promise<void>;
 const image = () => inject('testImage');
 // Exits promptly on SIGTERM (tini forwards it), so stops never wait for the stop timeout.
 const loop = 'trap "exit 0" TERM; while true; do sleep 1; done';
@@ -65,22 +65,15 @@ async function settledAt(tool: string, v: number, timeoutMs = 60_000) {
 }
 
 beforeAll(async () => {
-  const db = await freshPostgresDatabase(inject('pgUrl'));
-  dropDb = db.drop;
-  cluster = new TestCluster({ dockerSocket: inject('dockerSocket'), databaseUrl: db.url, env: { MACHETE_HEARTBEAT_MS: '500' } });
-  const server = await cluster.startServer();
-  const names = ['roll-a', 'roll-b', 'roll-c'];
-  fleet.push(...(await Promise.all(names.map((name) => FleetHost.start({ name, labels: { zone: name }, capacity: { cpus: 4, memoryMb: 4096 } }, server.port)))));
-  for (const h of fleet) await h.startAgent(await server.mintJoinToken());
-  await waitFor(async () => ((await cluster.api('GET', '/api/v1/hosts')).body as any[]).filter((h) => h.status === 'ready').length === 3, 'three hosts ready');
+  ({ cluster, fleet, close: closeFleet } = await startFleetCluster({
+    dockerSocket: inject('dockerSocket'),
+    pgUrl: inject('pgUrl'),
+    env: { MACHETE_HEARTBEAT_MS: '500' },
+    hosts: ['roll-a', 'roll-b', 'roll-c'].map((name) => ({ name, labels: { zone: name }, capacity: { cpus: 4, memoryMb: 4096 } })),
+  }));
 }, 120_000);
 
-afterAll(async () => {
-  await cluster?.stopServer().catch(() => {});
-  await Promise.all(fleet.map((h) => h.close()));
-  await cluster?.close();
-  await dropDb?.();
-}, 60_000);
+afterAll(() => closeFleet?.(), 60_000);
 
 describe('rolling updates on three engines', () => {
   it('replaces replicas one at a time, counting a new one only once healthy, and ends with all on the new version', async () => {

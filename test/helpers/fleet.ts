@@ -8,6 +8,7 @@ import { startAgent, type RunningAgent } from '../../agent/src/main.ts';
 import { createLogger } from '../../apps/api/src/logger.ts';
 import { startDockerd, type Dockerd } from '../harness/dockerd.ts';
 import { ensureTestImage } from '../harness/image.ts';
+import { freshPostgresDatabase, TestCluster, waitFor } from './cluster.ts';
 
 /**
  * A TCP proxy on loopback between one agent and the control plane, so a test can cut
@@ -116,4 +117,28 @@ export class FleetHost {
     await this.dockerd.stop().catch(() => {});
     rmSync(this.stateDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A control plane on a fresh PostgreSQL database with one FleetHost per entry of `hosts`, each
+ * enrolled with its own join token, resolved once every host is ready. `close` tears it all down.
+ */
+export async function startFleetCluster(opts: { dockerSocket: string; pgUrl: string; env?: Record<string, string>; hosts: FleetHostOptions[] }): Promise<{ cluster: TestCluster; fleet: FleetHost[]; close(): Promise<void> }> {
+  const db = await freshPostgresDatabase(opts.pgUrl);
+  const cluster = new TestCluster({ dockerSocket: opts.dockerSocket, databaseUrl: db.url, ...(opts.env ? { env: opts.env } : {}) });
+  const fleet: FleetHost[] = [];
+  const close = async () => {
+    await cluster.stopServer().catch(() => {});
+    await Promise.all(fleet.map((h) => h.close()));
+    await cluster.close();
+    await db.drop();
+  };
+  const server = await cluster.startServer();
+  fleet.push(...(await Promise.all(opts.hosts.map((h) => FleetHost.start(h, server.port)))));
+  for (const h of fleet) await h.startAgent(await server.mintJoinToken());
+  await waitFor(async () => {
+    const hosts = (await cluster.api('GET', '/api/v1/hosts')).body as { status: string }[];
+    return hosts.length === fleet.length && hosts.every((h) => h.status === 'ready');
+  }, `${fleet.length} hosts ready`);
+  return { cluster, fleet, close };
 }

@@ -13,7 +13,7 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? Math.trunc(v) : 0);
 const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
 
-/** Binds given as `src:dst[:opts]` (HostConfig.Binds) count as much as structured Mounts. */
+/** Read-only audit of containers MACHETE did not create: their `src:dst[:opts]` binds (HostConfig.Binds) count as much as structured Mounts. MACHETE itself never writes Binds. */
 function bindsOf(binds: unknown): ContainerFacts['mounts'] {
   return list(binds).flatMap((b) => {
     const [source, destination] = b.split(':');

@@ -8,13 +8,12 @@ import type { HealthState, InstanceKind } from '../../../protocol/src/index.ts';
 import type { CreatePayload, DockerPort, EngineEvent, ObservedContainer } from './port.ts';
 import { auditEngine } from './auditContainers.ts';
 import { streamLogs } from './logs.ts';
-import { ensureToolNetwork } from './network.ts';
 import { removeToolNetworkIfUnused, sweepToolNetworks } from './networkSweep.ts';
 import { oomMarker } from './oom.ts';
 import { execInSandbox, sandboxInfo } from './exec.ts';
-import { runContainer } from './run.ts';
-import { prepareCreated } from './prepare.ts';
+import { createContainer, runContainer } from './run.ts';
 import { removeSecretsVolume, secretsVolumeOf, sweepSecrets } from './secrets.ts';
+import { statusOf } from './engineError.ts';
 
 export interface DockerodePortOptions {
   socketPath?: string;
@@ -153,11 +152,6 @@ export function engineEventFrom(line: string): EngineEvent | undefined {
   return { containerId: ev.Actor.ID, action: ev.Action, instanceId: typeof instanceId === 'string' ? instanceId : undefined, ...(typeof kind === 'string' ? { kind } : {}) };
 }
 
-const statusOf = (err: unknown): number | undefined => {
-  const code = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof code === 'number' ? code : undefined;
-};
-
 function assertContainerRef(id: string): void {
   if (typeof id !== 'string' || !CONTAINER_REF_RE.test(id)) throw new Error('invalid container id');
 }
@@ -208,19 +202,7 @@ export function createDockerodePort(opts: DockerodePortOptions): DockerPort {
       }
     },
 
-    async create(payload: CreatePayload) {
-      // `_query`/`_body` keep the body (env values included) out of the URL, where dockerode would otherwise copy it.
-      const createOpts = { _query: { name: payload.name }, _body: payload.body, abortSignal: deadline() };
-      const release = await ensureToolNetwork(docker, payload, deadline);
-      let c: Docker.Container;
-      try {
-        c = await docker.createContainer(createOpts as unknown as Docker.ContainerCreateOptions);
-      } finally {
-        release();
-      }
-      await prepareCreated(docker, c.id, payload, deadline);
-      return c.id;
-    },
+    create: (payload: CreatePayload) => createContainer(docker, payload, deadline),
 
     async start(id) {
       assertContainerRef(id);

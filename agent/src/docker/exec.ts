@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import type Docker from 'dockerode';
 import type { ExecRequest, OutputBuffer, RunResult, SandboxInfo } from './port.ts';
-import { BENIGN_STREAM_ERRORS, CappedOutput, KILL_GRACE_MS, clip, createDemuxer, kill, message, sleep, statusOf, stopCondition, withHeaderTimeout } from './run.ts';
+import { BENIGN_STREAM_ERRORS, CappedOutput, KILL_GRACE_MS, clip, createDemuxer, kill, message, sleep, stopCondition, withHeaderTimeout } from './run.ts';
+import { statusOf } from './engineError.ts';
 import type { Deadline, Outcome } from './run.ts';
 
 /** The engine may report an exec as running for a moment after its stream closed. */

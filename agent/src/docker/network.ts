@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import { Labels } from '../../../protocol/src/index.ts';
-import { claimToolNetwork, inspectNetwork, statusOf, type Release } from './networkSweep.ts';
+import { statusOf } from './engineError.ts';
+import { claimToolNetwork, inspectNetwork, type Release } from './networkSweep.ts';
 import { TOOL_NETWORK_PREFIX } from './payload.ts';
 import type { CreatePayload } from './port.ts';
 

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import { Labels } from '../../../protocol/src/index.ts';
 import { TOOL_NETWORK_PREFIX } from './payload.ts';
+import { statusOf } from './engineError.ts';
 
 type Deadline = () => AbortSignal;
 
@@ -57,12 +58,6 @@ export async function claimToolNetwork(name: string): Promise<Release> {
     c.lastUsed.set(name, Date.now());
   };
 }
-
-/** The Engine API status of a dockerode error, if any. */
-export const statusOf = (err: unknown): number | undefined => {
-  const code = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof code === 'number' ? code : undefined;
-};
 
 export interface RemoveIfUnusedOptions {
   /** Only a network labelled as made for this host is removed (the container's or the sweeping agent's). */

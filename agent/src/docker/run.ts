@@ -5,6 +5,7 @@ import type { CreatePayload, OutputBuffer, RunRequest, RunResult } from './port.
 import { ensureToolNetwork } from './network.ts';
 import { prepareCreated } from './prepare.ts';
 import { removeSecretsVolume } from './secrets.ts';
+import { statusOf } from './engineError.ts';
 
 /** A fresh per-request deadline for short engine calls (never used for attach or wait, which last as long as the tool). */
 export type Deadline = (extraMs?: number) => AbortSignal;
@@ -20,10 +21,6 @@ const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 export const BENIGN_STREAM_ERRORS = new Set(['EPIPE', 'ECONNRESET', 'ERR_STREAM_WRITE_AFTER_END', 'ERR_STREAM_DESTROYED']);
 
 export const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
-export const statusOf = (err: unknown): number | undefined => {
-  const code = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof code === 'number' ? code : undefined;
-};
 export const clip = (s: string): string => (s.length > MAX_REASON ? `${s.slice(0, MAX_REASON - 1)}…` : s);
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -300,7 +297,8 @@ async function execute(docker: Docker, id: string, s: Session, req: RunRequest, 
   }
 }
 
-async function createContainer(docker: Docker, payload: CreatePayload, deadline: Deadline): Promise<string> {
+/** Creates the container (its tool network held meanwhile) and fills what must exist before start; answers its id. */
+export async function createContainer(docker: Docker, payload: CreatePayload, deadline: Deadline): Promise<string> {
   // `_query`/`_body` keep the body (env values included) out of the URL.
   const opts = { _query: { name: payload.name }, _body: payload.body, abortSignal: deadline() };
   const release = await ensureToolNetwork(docker, payload, deadline);

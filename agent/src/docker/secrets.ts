@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
 import { Labels } from '../../../protocol/src/index.ts';
 import { tarFiles } from './tar.ts';
+import { statusOf } from './engineError.ts';
 
 /** Where a tool finds its secrets (API.md): one read-only file per name. */
 export const SECRETS_TARGET = '/run/secrets';
@@ -29,11 +30,6 @@ export interface SecretFiles {
 export const secretsVolumeName = (containerName: string): string => `${containerName}-secrets`;
 
 type Deadline = () => AbortSignal;
-const statusOf = (err: unknown): number | undefined => {
-  const code = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof code === 'number' ? code : undefined;
-};
-
 /**
  * Fills a container's secrets volume. The engine refuses archive writes into a read-only mount
  * (and the tool's root filesystem is read-only too), so a helper container that is created but

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AgentFrameSchema, ServerFrameSchema, type ReconcileReport } from '../../../../protocol/src/index.ts';
-import type { Db } from '../../../../db/src/index.ts';
+import { rowsOf, type Db } from '../../../../db/src/index.ts';
 import type { EventLog } from '../services/events.ts';
 
 /**
@@ -136,8 +136,7 @@ function hostsByStatus(db: Db, registers: Registry[]): void {
 /** A scrape must not fail because the database does not answer: the gauges keep their last values. */
 async function safeRows<T>(db: Db, q: ReturnType<typeof sql>): Promise<T[] | null> {
   try {
-    const res = (await db.execute(q)) as unknown as { rows?: T[] } | T[];
-    return Array.isArray(res) ? res : (res.rows ?? []);
+    return rowsOf<T>(await db.execute(q));
   } catch {
     return null;
   }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
-import { MIGRATIONS_DIR, type Db } from '../../../../db/src/index.ts';
+import { MIGRATIONS_DIR, rowsOf, type Db } from '../../../../db/src/index.ts';
 
 export type Readiness = { ready: true } | { ready: false; reason: string };
 
@@ -46,7 +46,3 @@ export function createReadiness(db: Db, migrationsDir = MIGRATIONS_DIR): { check
   };
 }
 
-/** postgres.js answers with an array of rows, PGlite with `{ rows }`. */
-function rowsOf<T>(res: unknown): T[] {
-  return Array.isArray(res) ? (res as T[]) : ((res as { rows?: T[] }).rows ?? []);
-}

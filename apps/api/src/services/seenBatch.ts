@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { hosts, type Db } from '../../../../db/src/index.ts';
+import { hosts, rowsOf, type Db } from '../../../../db/src/index.ts';
 
 /** Window in which "host seen" writes are gathered into one statement. */
 const WINDOW_MS = 10;
@@ -31,7 +31,7 @@ export function createSeenBatcher(db: Db): (hostId: string, appliedRevision?: nu
         from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as v(id text, rev bigint)
         where ${hosts.id} = v.id
         returning ${hosts.id} as id`);
-      const ids = new Set((rowsOf(found) as { id: string }[]).map((r) => r.id));
+      const ids = new Set(rowsOf<{ id: string }>(found).map((r) => r.id));
       for (const [id, p] of batch) p.waiters.forEach((w) => w.resolve(ids.has(id)));
     } catch (err) {
       for (const p of batch.values()) p.waiters.forEach((w) => w.reject(err));
@@ -50,10 +50,4 @@ export function createSeenBatcher(db: Db): (hostId: string, appliedRevision?: nu
         void flush();
       } else timer ??= setTimeout(() => void flush(), WINDOW_MS);
     });
-}
-
-/** postgres.js answers a row array, PGlite an object with `rows`. */
-function rowsOf(result: unknown): unknown[] {
-  if (Array.isArray(result)) return result;
-  return (result as { rows?: unknown[] }).rows ?? [];
 }
